@@ -1,0 +1,190 @@
+"""Run configuration: YAML -> pydantic, ``--set a.b.c=value`` overrides, per-plugin options.
+
+The run config names one plugin per component kind; each plugin validates its own ``options``
+with its own pydantic model (see :meth:`d2f_core.registry.Registry.validate_options`), so a
+typo is an error naming the config path, the plugin and the valid keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .protocols import KINDS
+
+DEFAULT_PROMPT_TEMPLATE = "{task} by one hand. The camera holds a still pose, not zooming in or out."
+"""The paper's prompt template (notes §6); ``{task}`` is the instruction."""
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the file, the path inside it and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentConfig(_Strict):
+    """``{plugin: NAME, options: {...}}`` for one component."""
+
+    plugin: str = Field(description="registered plugin name, see `d2f plugins`")
+    options: dict[str, Any] = Field(default_factory=dict, description="validated by the plugin")
+
+
+class TaskConfig(_Strict):
+    instruction: str = Field(description="the task in words, e.g. 'put the bread in the bowl'")
+    object: str = Field(description="what moves, e.g. 'bread'")
+    rigid: bool = Field(True, description="whether the object is rigid (quality report checks it)")
+
+
+class FlowConfig(_Strict):
+    """Options of the core's flow extraction (paper §4.2, §4.5)."""
+
+    num_frames: int = Field(49, ge=2, description="frames asked of the video model")
+    prompt_template: str = Field(DEFAULT_PROMPT_TEMPLATE, description="'{task}' is replaced")
+    num_points: int = Field(1024, ge=1, description="points sampled in the object mask (FPS)")
+    erode_px: int = Field(2, ge=0, description="mask erosion before sampling, pixels")
+    align: Literal["scale_shift", "scale"] = Field("scale_shift", description="depth alignment model")
+    movable_threshold_px: float = Field(1.0, ge=0, description="mean motion (px/frame) of movable tracks")
+
+
+class GraspConfig(_Strict):
+    top_k: int = Field(40, ge=1, description="candidates asked of the grasper (paper: 40)")
+    thumb_radius_m: float = Field(0.02, gt=0, description="grasp-to-thumb distance for hand choice (m)")
+
+
+class ExecuteConfig(_Strict):
+    max_steps: int | None = Field(None, ge=1, description="episode step cap (default: world horizon)")
+    record_video: bool = Field(True, description="write the rollout video")
+
+
+class RunConfig(_Strict):
+    """A whole run. Components left out are stages that are skipped."""
+
+    name: str = Field("run", description="run name (folder under runs/ by default)")
+    seed: int = Field(0, description="seed for the world, the video model and the solver")
+    task: TaskConfig | None = None
+    scene: str | None = Field(None, description="scene folder (official layout) instead of a world")
+    world: ComponentConfig | None = None
+    embodiment: ComponentConfig | None = None
+    video: ComponentConfig | None = None
+    depth: ComponentConfig | None = None
+    segmenter: ComponentConfig | None = None
+    tracker: ComponentConfig | None = None
+    hand: ComponentConfig | None = None
+    grasper: ComponentConfig | None = None
+    dynamics: ComponentConfig | None = None
+    solver: ComponentConfig | None = None
+    flow: FlowConfig = Field(default_factory=FlowConfig)
+    grasp: GraspConfig = Field(default_factory=GraspConfig)
+    execute: ExecuteConfig = Field(default_factory=ExecuteConfig)
+
+    def component(self, kind: str) -> ComponentConfig | None:
+        if kind not in KINDS:
+            raise KeyError(kind)
+        return getattr(self, kind)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def parse_value(text: str) -> Any:
+    """YAML-typed value of an override (``5`` -> int, ``true`` -> bool, ``[1, 2]`` -> list)."""
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings to a nested dict (in place, and returned)."""
+    for item in overrides or ():
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set solver.options.w_flow=5")
+        key, _, raw = item.partition("=")
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"--set {item!r}: empty key")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i + 1])} is a value, not a section")
+            node = nxt
+        value = parse_value(raw)
+        # Switching plugins drops the old plugin's options (they would not validate).
+        if parts[-1] == "plugin" and len(parts) == 2 and node.get("plugin") not in (None, value):
+            node.pop("options", None)
+        node[parts[-1]] = value
+    return data
+
+
+def _format_validation(e: ValidationError, source: str) -> str:
+    lines = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"]]
+        path = ".".join(loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            model: Any = RunConfig
+            for part in loc[:-1]:
+                field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+                ann = getattr(field, "annotation", None)
+                model = next((a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), None)
+                if model is None:
+                    break
+            valid = list(model.model_fields) if model is not None else []
+            close = difflib.get_close_matches(loc[-1], valid, n=1)
+            msg = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "") + (
+                f" Valid keys: {', '.join(valid)}" if valid else "")
+        elif err["type"] != "missing" and "input" in err:
+            msg += f" (got {err['input']!r})"
+        lines.append(f"{source}: {path}: {msg}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(dict(data))
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), *,
+                data: Mapping[str, Any] | None = None) -> RunConfig:
+    """Read a YAML run config (or ``data``), apply ``--set`` overrides, validate."""
+    source = str(path) if path is not None else "config"
+    if data is None:
+        if path is None:
+            raw: Any = {}
+        else:
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError(f"{p}: config file not found")
+            try:
+                raw = yaml.safe_load(p.read_text()) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    else:
+        raw = data
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping (task:, world:, video:, ...)")
+    raw = apply_overrides(_deepcopy(raw), list(overrides))
+    return config_from_dict(raw, source=source)
+
+
+def _deepcopy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deepcopy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deepcopy(v) for v in d]
+    return d

@@ -1,0 +1,1 @@
+"""dream2flow built-in plugins."""
