@@ -6,8 +6,9 @@ truth (3D points, depth, masks, 2D motion) is exact. Deterministic: no global RN
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -135,8 +136,83 @@ def standard_scene(width: int = 64, height: int = 48, num_frames: int = 8,
 
 @dataclass
 class CheckEnv:
-    """Handed to a manifest's ``check_options`` callable: a temp folder and the standard scene,
-    so a plugin that reads files (playback, recorded depth) can write ones matching the inputs."""
+    """Handed to every check and to a manifest's ``check_options`` callable: a temp folder and
+    the standard scene, so a plugin that reads files (playback, recorded depth) can write ones
+    matching the inputs.
+
+    Fields:
+        tmp_dir: a scratch folder that lives as long as the checks.
+        scene: the standard scene (:func:`standard_scene`).
+        problem_factory: optional ``(env) -> d2f_core.Problem`` used by the solver checks
+            (default: the pure-numpy doubles of :mod:`d2f_conformance.doubles`).
+        cache: per-run memo the checks use to avoid calling a slow component twice for the same
+            inputs (keyed by component id).
+
+    ``CheckEnv`` is also path-like (``os.fspath(env)`` and ``env / "file"`` refer to ``tmp_dir``),
+    so a ``check_options`` callable written as ``lambda tmp_dir: ...`` keeps working.
+    """
 
     tmp_dir: Path
     scene: ConformanceScene
+    problem_factory: Callable[["CheckEnv"], Any] | None = None
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __fspath__(self) -> str:
+        return str(self.tmp_dir)
+
+    def __truediv__(self, other: str) -> Path:
+        return Path(self.tmp_dir) / other
+
+
+# --------------------------------------------------------------------------- synthetic probes
+
+
+def probe_image(width: int = 56, height: int = 40, rgb: tuple[int, int, int] = (200, 100, 20)) -> np.ndarray:
+    """uint8 H x W x 3 image whose R, G, B channels hold the constants ``rgb``.
+
+    Fed through an adapter's ``model_input`` it shows channel order (which constant is first),
+    value range (200 -> 200 for 0-255, 0.784 for 0-1) and layout (H, W, C axes all differ).
+    """
+    return np.broadcast_to(np.asarray(rgb, np.uint8), (height, width, 3)).copy()
+
+
+def probe_video(num_frames: int = 5, width: int = 56, height: int = 40,
+                rgb: tuple[int, int, int] = (200, 100, 20)) -> Video:
+    """A :class:`Video` of ``num_frames`` copies of :func:`probe_image` (T, H, W, C all differ)."""
+    frames = np.broadcast_to(probe_image(width, height, rgb), (num_frames, height, width, 3)).copy()
+    return Video(frames=frames, fps=8.0, model="conformance-probe")
+
+
+@dataclass(frozen=True)
+class ChannelOrderVideo:
+    """A video that tells RGB from BGR readers apart.
+
+    The RED channel holds a texture moving ``speed_px`` pixels per frame along +x; the BLUE
+    channel holds a static texture of ``blue_contrast`` times the red one's amplitude; GREEN is
+    constant 128. A tracker that weights channels as luminance (0.299 R + 0.587 G + 0.114 B) or
+    equally follows the red motion; one that reads the frames as BGR (luminance weights applied
+    in reverse: 0.299 on blue) sees the static texture dominate and stays put.
+
+    Fields:
+        video: the frames (uint8 T x H x W x 3 RGB).
+        speed_px: true motion of the red texture, pixels per frame along +x.
+    """
+
+    video: Video
+    speed_px: float
+
+
+def channel_order_video(width: int = 64, height: int = 48, num_frames: int = 8, speed_px: float = 1.0,
+                        blue_contrast: float = 0.45) -> ChannelOrderVideo:
+    """See :class:`ChannelOrderVideo`. ``blue_contrast`` < 1 keeps equal-weight trackers on the
+    moving red texture while a BGR reader (whose red weight drops from 0.299 to 0.114) follows blue."""
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    static = texture(xs * 0.01, ys * 0.01, 11, 0.12)[..., 2].astype(np.float64) - 127.5
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for t in range(num_frames):
+        moving = texture((xs - speed_px * t) * 0.01, ys * 0.01, 7, 0.12)[..., 0].astype(np.float64) - 127.5
+        frames[t, ..., 0] = np.clip(np.round(128 + moving), 0, 255)
+        frames[t, ..., 1] = 128
+        frames[t, ..., 2] = np.clip(np.round(128 + blue_contrast * static), 0, 255)
+    return ChannelOrderVideo(video=Video(frames=frames, fps=8.0, model="conformance-channel-order"),
+                             speed_px=float(speed_px))

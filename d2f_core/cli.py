@@ -1,0 +1,177 @@
+"""``d2f``: the command line.
+
+Commands (names and options are contracts; users and acceptance tests call them):
+  d2f plugins [--json]                     list plugins, their kind, package, status, extra
+  d2f check [NAME...] [--json]             run the conformance suite on plugins
+  d2f run CONFIG [--seed N] [--out DIR] [--set key=value ...]
+  d2f demo [--out DIR] [--seed N]          run configs/demo.yaml
+
+Errors are one line naming the problem and the fix (exit code 2 for bad input, 1 for failures);
+set D2F_DEBUG=1 for tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="dream2flow: generated video -> 3D object flow -> robot actions.")
+
+
+def _console(stderr: bool = False, width: int | None = None):
+    from rich.console import Console
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    if os.environ.get("D2F_DEBUG") and sys.exc_info()[0] is not None:
+        raise
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from .config import ConfigError
+    from .pipeline import StageError
+    from .registry import PluginError
+    from .types import DataError
+    return (ConfigError, PluginError, DataError, StageError, FileNotFoundError)
+
+
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="print a JSON list"),
+            kind: Optional[str] = typer.Option(None, "--kind", help="only this kind")) -> None:
+    """List installed plugins: kind, package, version, status (ok / unavailable / failed)."""
+    from .registry import get_registry
+    try:
+        rows = get_registry().discover().rows()
+    except _known_errors() as e:
+        _fail(str(e))
+    if kind:
+        rows = [r for r in rows if r["kind"] == kind]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    from rich.table import Table
+    table = Table(title="dream2flow plugins", show_lines=False)
+    for col in ("kind", "name", "status", "package", "extra", "description / reason"):
+        table.add_column(col, overflow="fold")
+    style = {"ok": "green", "unavailable": "yellow", "failed": "red"}
+    for r in rows:
+        text = r["error"] if r["status"] != "ok" else r["description"]
+        if r["stand_in"] and r["status"] == "ok":
+            text = f"[dim](stand-in)[/] {text}"
+        table.add_row(r["kind"], r["name"], f"[{style[r['status']]}]{r['status']}[/]",
+                      f"{r['package']} {r['version']}", r["extra"] or "", text or "")
+    import shutil
+    _console(width=max(shutil.get_terminal_size((160, 40)).columns, 140)).print(table)
+
+
+@app.command()
+def check(names: Optional[List[str]] = typer.Argument(None, help="plugin names (default: all usable)"),
+          as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="list every check")) -> None:
+    """Run the conformance suite; exit 1 on any failure."""
+    from d2f_conformance import check_plugin, format_results
+
+    from .registry import get_registry
+    reg = get_registry().discover()
+    if not names:
+        names = sorted({e.manifest.name for e in reg.entries() if reg.unavailable_reason(e.manifest) is None})
+    known = {e.manifest.name for e in reg.entries()}
+    results = []
+    for name in names:
+        if name not in known:
+            try:
+                reg.get("tracker", name)  # raises with the installed list and "did you mean"
+            except Exception as e:
+                msg = str(e).replace("no tracker plugin", "no plugin")
+                _fail(msg)
+        results.extend(check_plugin(name, registry=reg))
+    failed = [r for r in results if r.status == "failed"]
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    else:
+        shown = results if verbose else [r for r in results if r.status != "passed"]
+        if shown:
+            _console().print(format_results(shown), markup=False)
+        n_pass = sum(r.status == "passed" for r in results)
+        n_skip = sum(r.status == "skipped" for r in results)
+        _console().print(f"{len(names)} plugin(s): {n_pass} passed, {len(failed)} failed, {n_skip} skipped")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run(config: Path | str, seed: Optional[int], out: Optional[Path], overrides: list[str],
+         allow_partial: bool) -> dict:
+    from .config import load_config
+    from .observers import RichProgress
+    from .pipeline import Run
+    from .registry import get_registry
+    cfg = load_config(config, overrides)
+    seed = cfg.seed if seed is None else seed
+    out = Path(out) if out else Path("runs") / f"{cfg.name}-seed{seed}"
+    reg = get_registry().discover()
+    observer = RichProgress(_console(stderr=True))
+    reg.pm.register(observer)
+    try:
+        run = Run(config=cfg, out_dir=out, registry=reg, seed=seed, allow_partial=allow_partial)
+        result = run.execute()
+    finally:
+        reg.pm.unregister(observer)
+    observer.summary(result, out)
+    return result
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="YAML run config"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="random seed (default: the config's)"),
+        out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/NAME-seedN)"),
+        overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. solver.options.w_flow=5")) -> None:
+    """Compose the configured plugins, run the stages, write DIR/result.json."""
+    try:
+        result = _run(config, seed, out, overrides or [], allow_partial=False)
+    except _known_errors() as e:
+        _fail(str(e), code=1 if type(e).__name__ == "StageError" else 2)
+    if result.get("success") is False:
+        raise typer.Exit(1)
+
+
+def demo_config_path() -> Path:
+    """configs/demo.yaml: from the working tree when present, else the installed copy."""
+    local = Path("configs/demo.yaml")
+    if local.is_file():
+        return local
+    from importlib.resources import files
+    return Path(str(files("d2f_configs") / "demo.yaml"))
+
+
+@app.command()
+def demo(out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/demo-seedN)"),
+         seed: Optional[int] = typer.Option(None, "--seed", help="random seed"),
+         overrides: Optional[List[str]] = typer.Option(None, "--set", help="override a config value")) -> None:
+    """Run configs/demo.yaml, the embedded default. Stops, saying so, where a plugin is missing."""
+    try:
+        result = _run(demo_config_path(), seed, out, overrides or [], allow_partial=True)
+    except _known_errors() as e:
+        _fail(str(e), code=1)
+    if result.get("stopped_at") or result.get("success") is False:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted: the run folder keeps the finished stages; run again to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,545 @@
+"""Compose the configured components into stages and run them into a run folder.
+
+Stages, in order (each runs only when the components it needs are configured):
+
+========  =====================================  ===========================================
+stage     needs                                  writes
+========  =====================================  ===========================================
+observe   world (or ``scene``)                   observation.npz (I0, D0, camera, joints)
+video     video                                  video.npz (+ video.mp4 with the io extra)
+hands     hand                                   hands.npz
+depth     depth                                  depth.npz (aligned, metres) + alignment
+segment   segmenter                              mask.npz
+track     tracker                                tracks.npz (queries sampled in the mask)
+flow      (core)                                 flow.npz (ObjectFlow)
+grasp     grasper                                grasps.json (candidates, the chosen one)
+plan      solver, embodiment                     plan.json
+execute   world, solver                          rollout.npz/mp4, result["success"]
+========  =====================================  ===========================================
+
+Artifacts of the perception stages are cached by the hash of their inputs (config of the
+components involved, seed, upstream hashes): a killed run resumes where it stopped, and changing
+the tracker re-runs only tracking and what follows. ``result.json`` is rewritten after every
+stage, so a failed run keeps what it had done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__
+from .config import RunConfig
+from .flow.align import apply_alignment, fit_scale_shift
+from .flow.lifting import lift_tracks
+from .flow.sampling import sample_object_points
+from .protocols import KINDS, Problem
+from .registry import BuildContext, PluginError, Registry, get_registry
+from .types import (RGBD, Camera, DataError, DepthVideo, Grasp, HandTrack, ObjectFlow, Observation,
+                    Task, Tracks2D, Video)
+
+
+class StageError(RuntimeError):
+    """A stage failed; ``stage`` names it. The run folder keeps what was done before."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"stage {stage!r} failed: {message}")
+        self.stage = stage
+
+
+@dataclass
+class Stage:
+    name: str
+    needs: tuple[str, ...]
+    run: Callable[["Run"], Any]
+    save: Callable[["Run", Any], None] | None = None
+    load: Callable[["Run"], Any] | None = None
+    inputs: tuple[str, ...] = ()
+    """Config sections (besides ``needs``) whose content changes the stage's output."""
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Run:
+    """One run: config, output folder, built components, artifacts, timings."""
+
+    config: RunConfig
+    out_dir: Path
+    registry: Registry = field(default_factory=get_registry)
+    seed: int | None = None
+    allow_partial: bool = False
+    components: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+    _keys: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        if self.seed is None:
+            self.seed = self.config.seed
+
+    # ------------------------------------------------------------------ components
+    def component(self, kind: str) -> Any:
+        """The run's component of ``kind`` (built on first use), or None when not configured."""
+        if kind in self.components:
+            return self.components[kind]
+        cfg = self.config.component(kind)
+        if cfg is None:
+            return None
+        ctx = BuildContext(seed=self.seed, workdir=self.out_dir, getter=self.component,
+                           extras={"run": self})
+        self.components[kind] = None  # guard against factories asking for themselves
+        try:
+            comp = self.registry.create(kind, cfg.plugin, cfg.options, ctx=ctx, where=kind)
+        except Exception:
+            del self.components[kind]
+            raise
+        self.components[kind] = comp
+        return comp
+
+    def check_config(self) -> list[str]:
+        """Validate every configured plugin name and options before anything runs.
+
+        Returns the kinds whose plugins are missing or unavailable when ``allow_partial``;
+        raises otherwise.
+        """
+        missing = []
+        for kind in KINDS:
+            cfg = self.config.component(kind)
+            if cfg is None:
+                continue
+            try:
+                entry = self.registry.get(kind, cfg.plugin, where=f"{kind}.plugin")
+                reason = self.registry.unavailable_reason(entry.manifest)
+                if reason:
+                    raise PluginError(f"{kind}.plugin: {cfg.plugin!r} is unavailable here: {reason}")
+                self.registry.validate_options(entry, cfg.options, where=f"{kind}.options")
+            except PluginError:
+                if not self.allow_partial:
+                    raise
+                missing.append(kind)
+        return missing
+
+    @property
+    def task(self) -> Task:
+        if self.config.task is not None:
+            return Task(instruction=self.config.task.instruction, object=self.config.task.object)
+        world = self.component("world")
+        if world is not None:
+            return world.task
+        raise DataError("task: the config has no task (task: {instruction: ..., object: ...}) "
+                        "and no world that defines one")
+
+    # ------------------------------------------------------------------ hooks
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        try:
+            getattr(self.registry.pm.hook, hook)(run=self, **kwargs)
+        except Exception as e:  # observers must not break a run
+            self.result.setdefault("warnings", []).append(f"observer {hook} raised {type(e).__name__}: {e}")
+
+    def progress(self, stage: str, done: int, total: int | None, message: str = "") -> None:
+        self._notify("d2f_stage_progress", stage=stage, done=done, total=total, message=message)
+
+    # ------------------------------------------------------------------ execution
+    def execute(self, stages: list[Stage] | None = None) -> dict[str, Any]:
+        """Run all stages whose components are configured; returns (and writes) result.json."""
+        stages = STAGES if stages is None else stages
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        missing = self.check_config()
+        self._write_header()
+        self.result.update({
+            "name": self.config.name, "seed": self.seed, "success": None, "stages": self.stages,
+            "stand_ins": self._stand_ins(), "completed": [], "stopped_at": None, "message": "",
+        })
+        for stage in stages:
+            absent = [k for k in self._stage_kinds(stage) if k in missing]
+            if absent:
+                self.result["stopped_at"] = stage.name
+                names = ", ".join(f"{k}: {self.config.component(k).plugin!r}" for k in absent)
+                self.result["message"] = (f"stopped before stage {stage.name!r}: plugin(s) {names} "
+                                          "not installed or unavailable here (`d2f plugins` says why)")
+                break
+            if not all(self._available(kind) for kind in stage.needs):
+                absent = [k for k in stage.needs if not self._available(k)]
+                self.stages[stage.name] = {"status": "skipped", "reason": f"no {', '.join(absent)} configured"}
+                continue
+            if stage.name == "observe" or all(dep in self.artifacts for dep in _DEPENDS.get(stage.name, ())):
+                self._run_stage(stage)
+            else:
+                lacking = [d for d in _DEPENDS[stage.name] if d not in self.artifacts]
+                self.stages[stage.name] = {"status": "skipped", "reason": f"needs {', '.join(lacking)}"}
+        if self.result["stopped_at"] is None and "execute" not in self.artifacts:
+            done = self.result["completed"]
+            self.result["message"] = (f"ran stages {', '.join(done) or 'none'}; the config acts in no world"
+                                      if self.config.world is None or self.config.solver is None
+                                      else self.result["message"])
+        self._write_result()
+        return self.result
+
+    def _stage_kinds(self, stage: Stage) -> list[str]:
+        """Component kinds a stage builds (the world needs its embodiment)."""
+        out: list[str] = []
+        for k in stage.needs:
+            if k == "observe_source":
+                out += [] if self.config.world is None else ["world", "embodiment"]
+            else:
+                out.append(k)
+        if "world" in out and "embodiment" not in out:
+            out.append("embodiment")
+        return [k for k in out if self.config.component(k) is not None]
+
+    def _available(self, kind: str) -> bool:
+        if kind == "observe_source":
+            return self.config.world is not None or self.config.scene is not None
+        return self.config.component(kind) is not None
+
+    def _key(self, stage: Stage) -> str:
+        parts: dict[str, Any] = {"stage": stage.name, "seed": self.seed, "core": __version__}
+        for kind in stage.needs:
+            if kind in KINDS and self.config.component(kind) is not None:
+                parts[kind] = self.config.component(kind).model_dump(mode="json")
+        for section in stage.inputs:
+            value = getattr(self.config, section, None)
+            parts[section] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        parts["upstream"] = dict(self._keys)  # every stage that ran before this one
+        return _hash(parts)
+
+    def _run_stage(self, stage: Stage) -> None:
+        key = self._key(stage)
+        self._keys[stage.name] = key
+        meta_path = self.out_dir / "stages" / f"{stage.name}.json"
+        self._notify("d2f_stage_started", stage=stage.name)
+        t0 = time.perf_counter()
+        cached = False
+        artifact = None
+        if stage.load is not None and meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text())
+                if meta.get("key") == key and meta.get("status") == "done":
+                    artifact = stage.load(self)
+                    cached = True
+            except Exception:  # a corrupt cache entry is recomputed
+                artifact, cached = None, False
+        if not cached:
+            try:
+                artifact = stage.run(self)
+            except Exception as e:
+                seconds = time.perf_counter() - t0
+                self.stages[stage.name] = {"status": "failed", "seconds": round(seconds, 3),
+                                           "error": f"{type(e).__name__}: {e}"}
+                self.result["stopped_at"] = stage.name
+                self.result["message"] = f"stage {stage.name!r} failed: {type(e).__name__}: {e}"
+                (self.out_dir / "error.log").write_text(traceback.format_exc())
+                self._write_result()
+                raise StageError(stage.name, f"{type(e).__name__}: {e}") from e
+            if stage.save is not None:
+                stage.save(self, artifact)
+        seconds = time.perf_counter() - t0
+        self.artifacts[stage.name] = artifact
+        self.stages[stage.name] = {"status": "done", "seconds": round(seconds, 3), "cached": cached}
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        meta_path.write_text(json.dumps({"key": key, "status": "done", "seconds": seconds}))
+        self.result["completed"].append(stage.name)
+        self._notify("d2f_stage_finished", stage=stage.name, artifact=artifact, seconds=seconds,
+                     cached=cached)
+        self._write_result()
+
+    def _stand_ins(self) -> list[dict[str, str]]:
+        out = []
+        for kind in KINDS:
+            cfg = self.config.component(kind)
+            if cfg is None:
+                continue
+            try:
+                m = self.registry.get(kind, cfg.plugin).manifest
+            except PluginError:
+                continue
+            if m.stand_in or "stand_in" in m.capabilities:
+                out.append({"kind": kind, "plugin": m.name, "what": m.description})
+        return out
+
+    def _write_header(self) -> None:
+        (self.out_dir / "config.yaml").write_text(self.config.to_yaml())
+        plugins = {}
+        for kind in KINDS:
+            cfg = self.config.component(kind)
+            if cfg is None:
+                continue
+            try:
+                e = self.registry.get(kind, cfg.plugin)
+                plugins[kind] = {"plugin": cfg.plugin, "package": e.distribution, "version": e.version}
+            except PluginError as err:
+                plugins[kind] = {"plugin": cfg.plugin, "error": str(err)}
+        manifest = {"dream2flow": __version__, "python": platform.python_version(),
+                    "machine": platform.machine(), "seed": self.seed, "plugins": plugins,
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        (self.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+    def _write_result(self) -> None:
+        path = self.out_dir / "result.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.result, indent=2, default=_json_default))
+        tmp.replace(path)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+# ====================================================================== stage implementations
+
+
+def _observe(run: Run) -> Observation:
+    world = run.component("world")
+    if world is None:
+        raise DataError("observe: a scene folder source arrives with `d2f flow extract --scene`; "
+                        "configure a world for `d2f run`")
+    obs = world.reset(run.seed)
+    if not isinstance(obs, Observation):
+        raise DataError(f"world.reset returned {type(obs).__name__}, expected d2f_core.Observation")
+    if obs.rgbd is None:
+        obs = Observation(rgbd=world.render(), joints=obs.joints, state=obs.state, privileged=obs.privileged)
+    return obs
+
+
+def _save_observe(run: Run, obs: Observation) -> None:
+    np.savez_compressed(run.out_dir / "observation.npz", rgb=obs.rgbd.rgb, depth=obs.rgbd.depth,
+                        joints=obs.joints, camera=json.dumps(obs.rgbd.camera.to_json()))
+
+
+def _video(run: Run) -> Video:
+    model = run.component("video")
+    obs: Observation = run.artifacts["observe"]
+    prompt = run.config.flow.prompt_template.format(task=run.task.instruction)
+    video = model.generate(obs.rgbd.rgb, prompt, num_frames=run.config.flow.num_frames, seed=run.seed)
+    if not isinstance(video, Video):
+        raise DataError(f"video plugin returned {type(video).__name__}, expected d2f_core.Video")
+    cam = obs.rgbd.camera
+    if (video.width, video.height) != (cam.width, cam.height):
+        raise DataError(f"video: frames are {video.width}x{video.height} but the camera image is "
+                        f"{cam.width}x{cam.height}; generate at the camera's resolution "
+                        "(resolution handling arrives with flow extraction)")
+    return video
+
+
+def _save_video(run: Run, video: Video) -> None:
+    np.savez_compressed(run.out_dir / "video.npz", frames=video.frames, fps=video.fps,
+                        meta=json.dumps({"model": video.model, "prompt": video.prompt, "seed": video.seed}))
+    _try_write_mp4(run.out_dir / "video.mp4", video.frames, video.fps)
+
+
+def _load_video(run: Run) -> Video:
+    with np.load(run.out_dir / "video.npz") as z:
+        meta = json.loads(str(z["meta"]))
+        return Video(frames=z["frames"], fps=float(z["fps"]), **meta)
+
+
+def _depth(run: Run) -> DepthVideo:
+    est = run.component("depth").estimate(run.artifacts["video"])
+    if not isinstance(est, DepthVideo):
+        raise DataError(f"depth plugin returned {type(est).__name__}, expected d2f_core.DepthVideo")
+    d0 = run.artifacts["observe"].rgbd.depth
+    al = fit_scale_shift(est.depth[0], d0, mode=run.config.flow.align)
+    return DepthVideo(depth=apply_alignment(est.depth, al), metric=True, alignment=al, model=est.model)
+
+
+def _save_depth(run: Run, d: DepthVideo) -> None:
+    a = d.alignment
+    np.savez_compressed(run.out_dir / "depth.npz", depth=d.depth, model=d.model,
+                        alignment=np.array([a.scale, a.shift, a.residual, a.num_pixels]))
+
+
+def _load_depth(run: Run) -> DepthVideo:
+    from .types import Alignment
+    with np.load(run.out_dir / "depth.npz") as z:
+        s, b, r, n = z["alignment"].tolist()
+        return DepthVideo(depth=z["depth"], metric=True, model=str(z["model"]),
+                          alignment=Alignment(scale=s, shift=b, residual=r, num_pixels=int(n)))
+
+
+def _segment(run: Run) -> np.ndarray:
+    rgb = run.artifacts["observe"].rgbd.rgb
+    mask = run.component("segmenter").segment(rgb, run.task.object)
+    if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != rgb.shape[:2]:
+        raise DataError(f"segmenter returned {getattr(mask, 'dtype', type(mask).__name__)} "
+                        f"{getattr(mask, 'shape', '')}; expected a bool mask of {rgb.shape[:2]}")
+    if not mask.any():
+        raise DataError(f"segmenter found no {run.task.object!r} in the first frame (empty mask)")
+    return mask
+
+
+def _track(run: Run) -> dict[str, Any]:
+    rgbd = run.artifacts["observe"].rgbd
+    queries, _ = sample_object_points(rgbd, run.artifacts["segment"], run.config.flow.num_points,
+                                      erode_px=run.config.flow.erode_px, seed=run.seed)
+    tracks = run.component("tracker").track(run.artifacts["video"], queries)
+    if not isinstance(tracks, Tracks2D):
+        raise DataError(f"tracker returned {type(tracks).__name__}, expected d2f_core.Tracks2D")
+    return {"queries": queries, "tracks": tracks}
+
+
+def _save_track(run: Run, a: dict[str, Any]) -> None:
+    t: Tracks2D = a["tracks"]
+    np.savez_compressed(run.out_dir / "tracks.npz", queries=a["queries"], xy=t.xy, visible=t.visible,
+                        query_frame=t.query_frame)
+
+
+def _load_track(run: Run) -> dict[str, Any]:
+    with np.load(run.out_dir / "tracks.npz") as z:
+        return {"queries": z["queries"],
+                "tracks": Tracks2D(xy=z["xy"], visible=z["visible"], query_frame=z["query_frame"])}
+
+
+def _flow(run: Run) -> ObjectFlow:
+    rgbd: RGBD = run.artifacts["observe"].rgbd
+    tracks: Tracks2D = run.artifacts["track"]["tracks"]
+    q = run.artifacts["track"]["queries"]
+    colors = rgbd.rgb[np.round(q[:, 2]).astype(int), np.round(q[:, 1]).astype(int)]
+    depth: DepthVideo = run.artifacts["depth"]
+    video: Video = run.artifacts["video"]
+    al = depth.alignment
+    prov = {"video": video.model, "prompt": video.prompt, "seed": run.seed,
+            "tracker": run.config.tracker.plugin, "depth": run.config.depth.plugin,
+            "alignment": {"scale": al.scale, "shift": al.shift, "residual": al.residual} if al else None}
+    return lift_tracks(tracks, depth.depth, rgbd.camera, colors=colors, fps=video.fps, provenance=prov)
+
+
+def _save_flow(run: Run, flow: ObjectFlow) -> None:
+    flow.save(run.out_dir / "flow.npz")
+
+
+def _hands(run: Run) -> HandTrack:
+    return run.component("hand").detect(run.artifacts["video"])
+
+
+def _save_hands(run: Run, h: HandTrack) -> None:
+    np.savez_compressed(run.out_dir / "hands.npz", keypoints=h.keypoints, present=h.present)
+
+
+def _load_hands(run: Run) -> HandTrack:
+    with np.load(run.out_dir / "hands.npz") as z:
+        return HandTrack(keypoints=z["keypoints"], present=z["present"])
+
+
+def _grasp(run: Run) -> dict[str, Any]:
+    from .grasp_choice import choose_grasp
+    rgbd: RGBD = run.artifacts["observe"].rgbd
+    candidates = run.component("grasper").propose(rgbd, run.artifacts["segment"], top_k=run.config.grasp.top_k)
+    if not candidates:
+        raise DataError("grasper proposed no grasp on the object; check the mask and depth")
+    hands = run.artifacts.get("hands")
+    depth = run.artifacts["depth"].depth
+    index, reason = choose_grasp(candidates, run.artifacts["flow"], hands=hands, depth=depth,
+                                 camera=rgbd.camera, radius=run.config.grasp.thumb_radius_m)
+    return {"candidates": candidates, "chosen": index, "reason": reason}
+
+
+def _save_grasp(run: Run, g: dict[str, Any]) -> None:
+    (run.out_dir / "grasps.json").write_text(json.dumps(
+        {"chosen": g["chosen"], "reason": g["reason"], "candidates": [c.to_json() for c in g["candidates"]]},
+        indent=1))
+
+
+def _load_grasp(run: Run) -> dict[str, Any]:
+    d = json.loads((run.out_dir / "grasps.json").read_text())
+    return {"chosen": d["chosen"], "reason": d["reason"],
+            "candidates": [Grasp(T_world_grasp=np.array(c["T_world_grasp"]), width=c["width"],
+                                 score=c["score"], source=c.get("source", "")) for c in d["candidates"]]}
+
+
+def _plan(run: Run) -> Any:
+    flow: ObjectFlow = run.artifacts["flow"]
+    g = run.artifacts.get("grasp")
+    grasp = g["candidates"][g["chosen"]] if g else None
+    problem = Problem(flow=flow, observation=run.artifacts["observe"], embodiment=run.component("embodiment"),
+                      task=run.task, grasp=grasp, dynamics=run.component("dynamics"),
+                      world=run.component("world"), seed=run.seed)
+    policy = run.component("solver").solve(problem)
+    if not callable(getattr(policy, "act", None)):
+        raise DataError(f"solver returned {type(policy).__name__} without act(observation)")
+    info = getattr(policy, "info", {})
+    (run.out_dir / "plan.json").write_text(json.dumps(info, indent=1, default=_json_default))
+    return policy
+
+
+def _execute(run: Run) -> dict[str, Any]:
+    world = run.component("world")
+    policy = run.artifacts["plan"]
+    obs: Observation = run.artifacts["observe"]
+    max_steps = run.config.execute.max_steps or int(world.horizon)
+    frames = [obs.rgbd.rgb] if run.config.execute.record_video else []
+    steps = 0
+    for steps in range(1, max_steps + 1):
+        action = policy.act(obs)
+        if action is None:
+            steps -= 1
+            break
+        obs = world.step(np.asarray(action, dtype=np.float64))
+        if frames is not None and run.config.execute.record_video:
+            frames.append(obs.rgbd.rgb if obs.rgbd is not None else world.render().rgb)
+        if steps % 10 == 0:
+            run.progress("execute", steps, max_steps, "")
+    success = bool(world.success())
+    out = {"success": success, "steps": steps, "privileged_final": dict(world.privileged_state())}
+    if frames:
+        arr = np.stack(frames)
+        np.savez_compressed(run.out_dir / "rollout.npz", frames=arr)
+        _try_write_mp4(run.out_dir / "rollout.mp4", arr, 10.0)
+    run.result["success"] = success
+    run.result["steps"] = steps
+    run.result["privileged_final"] = out["privileged_final"]
+    run._notify("d2f_episode_finished", result=run.result)
+    return out
+
+
+def _try_write_mp4(path: Path, frames: np.ndarray, fps: float) -> bool:
+    """Write an mp4 when imageio + ffmpeg are installed (extra io); the .npz is always written."""
+    try:
+        import imageio.v2 as iio
+    except ImportError:
+        return False
+    try:
+        h, w = frames.shape[1:3]
+        pad = ((0, 0), (0, (-h) % 2), (0, (-w) % 2), (0, 0))
+        iio.mimwrite(path, np.pad(frames, pad, mode="edge"), fps=fps, macro_block_size=1)
+        return True
+    except Exception:
+        return False
+
+
+_DEPENDS: dict[str, tuple[str, ...]] = {
+    "video": ("observe",), "depth": ("observe", "video"), "segment": ("observe",),
+    "track": ("observe", "video", "segment"), "flow": ("observe", "video", "depth", "track"),
+    "hands": ("video",), "grasp": ("observe", "segment", "depth", "flow"),
+    "plan": ("observe", "flow"), "execute": ("observe", "plan"),
+}
+
+STAGES: list[Stage] = [
+    Stage("observe", ("observe_source",), _observe, _save_observe, inputs=("world", "embodiment", "scene")),
+    Stage("video", ("video",), _video, _save_video, _load_video, inputs=("task", "flow")),
+    Stage("hands", ("hand",), _hands, _save_hands, _load_hands),
+    Stage("depth", ("depth",), _depth, _save_depth, _load_depth, inputs=("flow",)),
+    Stage("segment", ("segmenter",), _segment, lambda r, m: np.savez_compressed(r.out_dir / "mask.npz", mask=m),
+          lambda r: np.load(r.out_dir / "mask.npz")["mask"], inputs=("task",)),
+    Stage("track", ("tracker",), _track, _save_track, _load_track, inputs=("flow",)),
+    Stage("flow", (), _flow, _save_flow, lambda r: ObjectFlow.load(r.out_dir / "flow.npz")),
+    Stage("grasp", ("grasper",), _grasp, _save_grasp, _load_grasp, inputs=("grasp",)),
+    Stage("plan", ("solver", "embodiment"), _plan),
+    Stage("execute", ("world", "solver"), _execute, inputs=("execute",)),
+]

@@ -1,0 +1,44 @@
+"""Run config: YAML, --set overrides, errors that name the path and the fix."""
+
+import pytest
+
+from d2f_core.config import ConfigError, DEFAULT_PROMPT_TEMPLATE, apply_overrides, load_config
+
+
+def test_yaml_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("task: {instruction: open the oven, object: oven door}\n"
+                 "tracker: {plugin: zero-motion}\nsolver: {plugin: trajopt, options: {w_flow: 10}}\n")
+    cfg = load_config(p, ["solver.options.w_flow=5", "seed=3", "flow.num_points=256",
+                          "solver.options.weights=[1, 2]", "task.object=door"])
+    assert cfg.solver.options == {"w_flow": 5, "weights": [1, 2]}
+    assert cfg.seed == 3 and cfg.flow.num_points == 256 and cfg.task.object == "door"
+    assert cfg.flow.prompt_template == DEFAULT_PROMPT_TEMPLATE
+    assert "by one hand. The camera holds a still pose" in DEFAULT_PROMPT_TEMPLATE
+
+
+def test_switching_plugin_drops_old_options():
+    d = {"tracker": {"plugin": "cotracker3", "options": {"weights": "/x"}}}
+    apply_overrides(d, ["tracker.plugin=zero-motion"])
+    assert d == {"tracker": {"plugin": "zero-motion"}}
+
+
+def test_errors_name_the_path_and_suggest(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("tracker: {plugn: zero-motion}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert str(p) in msg and "tracker.plugn: unknown key; did you mean 'plugin'?" in msg
+    p.write_text("flow: {num_points: -3}\n")
+    with pytest.raises(ConfigError, match=r"flow.num_points: Input should be greater than or equal to 1 \(got -3\)"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(None, ["seed"])
+    with pytest.raises(ConfigError, match="seed is a value, not a section"):
+        load_config(None, ["seed=1", "seed.x=2"])
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    p.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(p)
