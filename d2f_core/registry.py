@@ -71,7 +71,8 @@ class Manifest:
         stand_in: True when it stands in for a real model (simulator oracle, playback).
         verified: how it is tested here (e.g. "tiny random-weight model", "local HTTP server").
         check_options: options ``d2f check`` builds it with (e.g. a tiny model path), or a callable
-            ``(tmp_dir) -> dict`` that prepares them.
+            ``(env) -> dict`` that prepares them; ``env`` is a ``d2f_conformance.CheckEnv`` with a
+            temp folder (``env.tmp_dir``) and the inputs the checks will feed (``env.scene``).
         api_version: the core API version it was written for.
     """
 
