@@ -7,15 +7,22 @@ Algorithm (per query point, all points at once):
 2. Cut a ``patch`` x ``patch`` template centred on the query point (x, y) in its query frame
    (bilinear sampling, so sub-pixel queries are honoured).
 3. Walk frame by frame away from the query frame, forwards to the last frame and backwards to
-   frame 0. In each frame, compare the template with every integer offset within ``search``
-   pixels of the previous position by the sum of squared differences (SSD), take the minimum and
-   refine it to sub-pixel precision with a parabola through the SSD minimum and its two
-   neighbours, separately in x and y.
+   frame 0. In each frame, compare the template with the patch at every integer offset within
+   ``search`` pixels of the previous position by the sum of squared differences (SSD) and take
+   the minimum. Refine it to sub-pixel precision with a parabola fit of the SSD minimum: the
+   vertex of the paraboloid through the minimum and its 8 neighbours, refitted on 3 x 3 samples
+   at spacings of 1/2, 1/4, 1/8 and 1/16 px around the refined position, each step kept only
+   when it lowers the SSD. (A single separable parabola on the 1 px grid is biased by up to
+   half a pixel: the SSD of a bilinearly sampled image is only piecewise quadratic, and smooth
+   textures give narrow diagonal valleys.) A minimum on the border of the search window is not
+   refined.
 4. The point is invisible in a frame when its best SSD exceeds ``max_ssd_ratio`` times the
    template energy (sum of squared mean-removed luminance, plus 1 grey level^2 per pixel so a
-   flat template does not divide by zero) -- it is then held at its last matched position and
-   searched for again from there -- or when the patch around the found position does not lie
-   entirely inside the image. At its query frame a point is where it was asked for and visible.
+   flat template does not divide by zero), or when the patch around the found position does not
+   lie entirely inside the image. Its position is still the best match, but the next frame is
+   searched around its last *good* match, so a point re-found after a short occlusion (motion
+   during the occlusion within ``search`` px) is tracked on. At its query frame a point is
+   where it was asked for and visible.
 
 The template always comes from the query frame, so errors do not accumulate along the video.
 Pixel coordinates follow d2f_core: (x, y) = (column, row), origin at the top-left pixel centre.
@@ -33,9 +40,10 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R BT.601 luma weights for R, G, B."""
 
 ENERGY_FLOOR = 1.0
+"""Grey levels^2 per template pixel added to the template energy (flat templates)."""
+
 REFINE_STEPS = (0.5, 0.25, 0.125, 0.0625)
 """Spacings (pixels) of the paraboloid refits after the 1 px grid search."""
-"""Grey levels^2 per template pixel added to the template energy (flat templates)."""
 
 
 def luminance(frames: np.ndarray) -> np.ndarray:
@@ -101,13 +109,14 @@ class BlockMatchingTracker:
     Args:
         patch: side of the square template, pixels (odd).
         search: search radius per frame, pixels.
-        max_ssd_ratio: best SSD / template energy above which a point is invisible.
+        max_ssd_ratio: best SSD / template energy above which a point is invisible
+            (dimensionless).
     """
 
     name = "block-matching"
     capabilities = frozenset({"deterministic"})
 
-    def __init__(self, patch: int = 7, search: int = 4, max_ssd_ratio: float = 0.5) -> None:
+    def __init__(self, patch: int = 9, search: int = 4, max_ssd_ratio: float = 0.5) -> None:
         if int(patch) != patch or patch < 3 or patch % 2 == 0:
             raise ValueError(f"patch: expected an odd integer >= 3 (pixels), got {patch!r}")
         if int(search) != search or search < 1:
@@ -219,9 +228,9 @@ class BlockMatchingTracker:
             k = np.nonzero(interior)[0]
             g = np.arange(-1, 2)
             grid = np.stack(np.meshgrid(g, g), axis=-1).reshape(9, 2).astype(np.float64)  # (x, y)
-            F = ssd[k[:, None, None], iy[k, None, None] + g[None, :, None], ix[k, None, None] + g[None, None, :]]
-            found[k], best[k] = self._descend(Y, t[k], found[k], best[k], template[k], F.reshape(-1, 9),
-                                              grid, 1.0)
+            F = ssd[k[:, None, None], iy[k, None, None] + g[None, :, None],
+                    ix[k, None, None] + g[None, None, :]].reshape(-1, 9)                 # rows y, cols x
+            found[k], best[k] = self._descend(Y, t[k], found[k], best[k], template[k], F, grid, 1.0)
             for h in REFINE_STEPS:
                 F = self._ssd(Y, t[k], found[k, None, :] + h * grid[None], template[k])
                 found[k], best[k] = self._descend(Y, t[k], found[k], best[k], template[k], F, grid, h)

@@ -18,7 +18,7 @@ class BlockMatchingOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    patch: int = Field(7, ge=3, le=63,
+    patch: int = Field(9, ge=3, le=63,
                        description="side of the square template around each query point, pixels "
                                    "(odd: the point is the centre pixel)")
     search: int = Field(4, ge=1, le=32,
