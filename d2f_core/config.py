@@ -104,8 +104,17 @@ def parse_value(text: str) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` strings to a nested dict (in place, and returned)."""
-    for item in overrides or ():
+    """Apply ``a.b.c=value`` strings to a nested dict (in place, and returned).
+
+    ``KIND.plugin=NAME`` overrides are applied first: switching a component's plugin drops the
+    options the *file* gave the old plugin (they would not validate), never options given on the
+    same command line, whatever their order.
+    """
+    overrides = list(overrides or ())
+    is_plugin = [len(o.partition("=")[0].strip().split(".")) == 2 and
+                 o.partition("=")[0].strip().endswith(".plugin") for o in overrides]
+    overrides = [o for o, p in zip(overrides, is_plugin) if p] + [o for o, p in zip(overrides, is_plugin) if not p]
+    for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set solver.options.w_flow=5")
         key, _, raw = item.partition("=")

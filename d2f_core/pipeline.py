@@ -156,6 +156,12 @@ class Run:
     def execute(self, stages: list[Stage] | None = None) -> dict[str, Any]:
         """Run all stages whose components are configured; returns (and writes) result.json."""
         stages = STAGES if stages is None else stages
+        if self.config.world is None and self.config.scene is None:
+            raise DataError("config: nothing to observe: add a world (world: {plugin: ...}) "
+                            "or a scene folder (scene: DIR); `d2f plugins --kind world` lists worlds")
+        if self.config.world is None:
+            raise DataError("config: scene folders are read by `d2f flow extract --scene DIR`; "
+                            "`d2f run` needs a world (world: {plugin: ...})")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         missing = self.check_config()
         self._write_header()

@@ -21,6 +21,10 @@ def test_switching_plugin_drops_old_options():
     d = {"tracker": {"plugin": "cotracker3", "options": {"weights": "/x"}}}
     apply_overrides(d, ["tracker.plugin=zero-motion"])
     assert d == {"tracker": {"plugin": "zero-motion"}}
+    # options given on the command line survive, whatever their order
+    d = {"video": {"plugin": "sim-oracle", "options": {"fps": 8}}}
+    apply_overrides(d, ["video.options.base_url=http://127.0.0.1:1", "video.plugin=kling"])
+    assert d == {"video": {"plugin": "kling", "options": {"base_url": "http://127.0.0.1:1"}}}
 
 
 def test_errors_name_the_path_and_suggest(tmp_path):

@@ -5,7 +5,7 @@ Algorithm (per query point, all points at once):
 1. Convert the RGB uint8 frames to luminance ``Y = 0.299 R + 0.587 G + 0.114 B`` (float32,
    grey levels 0-255).
 2. Cut a ``patch`` x ``patch`` template centred on the query point (x, y) in its query frame
-   (bilinear sampling, so sub-pixel queries are honoured).
+   (bicubic sampling, so sub-pixel queries are honoured).
 3. Walk frame by frame away from the query frame, forwards to the last frame and backwards to
    frame 0. In each frame, compare the template with the patch at every integer offset within
    ``search`` pixels of the previous position by the sum of squared differences (SSD) and take
@@ -13,7 +13,7 @@ Algorithm (per query point, all points at once):
    vertex of the paraboloid through the minimum and its 8 neighbours, refitted on 3 x 3 samples
    at spacings of 1/2, 1/4, 1/8 and 1/16 px around the refined position, each step kept only
    when it lowers the SSD. (A single separable parabola on the 1 px grid is biased by up to
-   half a pixel: the SSD of a bilinearly sampled image is only piecewise quadratic, and smooth
+   half a pixel: the SSD of an interpolated image is only piecewise smooth, and smooth
    textures give narrow diagonal valleys.) A minimum on the border of the search window is not
    refined.
 4. The point is invisible in a frame when its best SSD exceeds ``max_ssd_ratio`` times the
@@ -45,28 +45,47 @@ ENERGY_FLOOR = 1.0
 REFINE_STEPS = (0.5, 0.25, 0.125, 0.0625)
 """Spacings (pixels) of the paraboloid refits after the 1 px grid search."""
 
+CANDIDATES = 3
+"""How many of the lowest integer local minima of the SSD are refined per point and frame (the
+search centre is refined too)."""
+
 
 def luminance(frames: np.ndarray) -> np.ndarray:
     """uint8 (...) x 3 RGB -> float32 (...) luminance in grey levels 0-255."""
     return np.tensordot(frames.astype(np.float32), LUMA, axes=([-1], [0])).astype(np.float32)
 
 
-def sample(Y: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of ``Y`` (T x H x W) at frame ``t`` (N,) and pixels ``x``, ``y`` (N, ...).
+def _cubic_weights(f: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Catmull-Rom (Keys, a = -0.5) weights of the samples at -1, 0, 1, 2 for fraction ``f``."""
+    f2, f3 = f * f, f * f * f
+    return (-0.5 * f3 + f2 - 0.5 * f,
+            1.5 * f3 - 2.5 * f2 + 1.0,
+            -1.5 * f3 + 2.0 * f2 + 0.5 * f,
+            0.5 * f3 - 0.5 * f2)
 
-    Coordinates outside the image are clamped to the border (edge replication).
+
+def sample(Y: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bicubic (Catmull-Rom) samples of ``Y`` (T x H x W) at frame ``t`` (N,) and pixel
+    coordinates ``x``, ``y`` (N, ...). Exact at pixel centres; coordinates outside the image are
+    clamped to the border (edge replication).
+
+    Cubic rather than bilinear interpolation: bilinear blurs fine texture by a different amount
+    at each sub-pixel offset, which moves the SSD minimum by up to a pixel on stripe-like texture.
     """
     _, H, W = Y.shape
-    x = np.clip(x, 0.0, W - 1.0)
-    y = np.clip(y, 0.0, H - 1.0)
-    x0 = np.minimum(np.floor(x).astype(np.int64), W - 2)
-    y0 = np.minimum(np.floor(y).astype(np.int64), H - 2)
-    fx = (x - x0).astype(np.float32)
-    fy = (y - y0).astype(np.float32)
+    x, y = np.broadcast_arrays(np.clip(x, 0.0, W - 1.0), np.clip(y, 0.0, H - 1.0))
+    x0 = np.floor(x).astype(np.int64)
+    y0 = np.floor(y).astype(np.int64)
+    wx = _cubic_weights((x - x0).astype(np.float32))
+    wy = _cubic_weights((y - y0).astype(np.float32))
     tt = t.reshape((-1,) + (1,) * (x.ndim - 1))
-    top = Y[tt, y0, x0] * (1 - fx) + Y[tt, y0, x0 + 1] * fx
-    bottom = Y[tt, y0 + 1, x0] * (1 - fx) + Y[tt, y0 + 1, x0 + 1] * fx
-    return top * (1 - fy) + bottom * fy
+    xs = [np.clip(x0 + k, 0, W - 1) for k in (-1, 0, 1, 2)]
+    out = np.zeros(x.shape, np.float32)
+    for j, wyj in zip((-1, 0, 1, 2), wy):
+        yj = np.clip(y0 + j, 0, H - 1)
+        row = sum(wxi * Y[tt, yj, xi] for wxi, xi in zip(wx, xs))
+        out += wyj * row
+    return out
 
 
 def _parabola(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -182,19 +201,28 @@ class BlockMatchingTracker:
     def _descend(self, Y: np.ndarray, t: np.ndarray, pos: np.ndarray, cost: np.ndarray,
                  template: np.ndarray, F: np.ndarray, grid: np.ndarray, h: float
                  ) -> tuple[np.ndarray, np.ndarray]:
-        """One refinement level: ``F`` (M x 9) holds the SSD at ``pos + h * grid``. Moves each
-        point to the lowest of its current position (SSD ``cost``), the 9 samples and the vertex
-        of the paraboloid through them, so the SSD never increases. Returns (pos, cost)."""
+        """One refinement level: ``F`` (M x 9) holds the SSD at ``pos + h * grid``.
+
+        Tries the vertex of the paraboloid through the 9 samples (and, if that does not lower
+        the SSD, half and a quarter of the way to it); failing that, the lowest of the 9 samples.
+        A move is kept only when it lowers the SSD below ``cost`` (the SSD at ``pos``), so the
+        SSD never increases. Returns the new (pos, cost).
+        """
         m = pos.shape[0]
-        vertex = pos + h * paraboloid_vertex(F.reshape(m, 3, 3))
-        v_cost = self._ssd(Y, t, vertex[:, None, :], template)[:, 0]
+        step = h * paraboloid_vertex(F.reshape(m, 3, 3))
+        moved = np.zeros(m, bool)
+        for frac in (1.0, 0.5, 0.25):
+            trial = pos + frac * step
+            c = self._ssd(Y, t, trial[:, None, :], template)[:, 0]
+            take = ~moved & (c < cost)
+            pos = np.where(take[:, None], trial, pos)
+            cost = np.where(take, c, cost)
+            moved |= take
         j = F.argmin(axis=1)
         g_cost = F[np.arange(m), j]
-        g_pos = pos + h * grid[j]
-        use_v = (v_cost <= g_cost) & (v_cost < cost)
-        use_g = ~use_v & (g_cost < cost)
-        pos = np.where(use_v[:, None], vertex, np.where(use_g[:, None], g_pos, pos))
-        cost = np.where(use_v, v_cost, np.where(use_g, g_cost, cost))
+        take = ~moved & (g_cost < cost)
+        pos = np.where(take[:, None], pos + h * grid[j], pos)
+        cost = np.where(take, g_cost, cost)
         return pos, cost
 
     def _match(self, Y: np.ndarray, t: np.ndarray, pos: np.ndarray, template: np.ndarray,
@@ -202,11 +230,14 @@ class BlockMatchingTracker:
         """Best sub-pixel match of each template in frame ``t`` within ``search`` pixels of
         ``pos`` (M x 2 pixels).
 
-        Integer search over the window, then sub-pixel refinement: the vertex of the paraboloid
-        fitted to the SSD minimum and its 8 neighbours at spacing 1 px, then again on 3 x 3
-        samples at the spacings REFINE_STEPS around the refined position, keeping a step only
-        when it lowers the SSD (the SSD of a bilinearly sampled image is only piecewise
-        quadratic, so one fit alone can be off by half a pixel in a narrow diagonal valley).
+        SSD at every integer offset of the window, then sub-pixel refinement of the
+        CANDIDATES lowest local minima inside the window and of the window centre (on smooth,
+        stripe-like texture the lowest integer sample can sit far along an SSD valley from the
+        true minimum, with no integer local minimum near it): the vertex
+        of the paraboloid fitted to the minimum and its 8 neighbours at spacing 1 px, then again
+        on 3 x 3 samples at the spacings REFINE_STEPS, keeping a step only when it lowers the
+        SSD. The refined candidate with the lowest SSD wins; a minimum on the border of the
+        window (motion beyond ``search``) is kept unrefined if it is lower still.
         Returns the matched positions (M x 2) and whether each match is good enough (M,).
         """
         p, s = self.patch, self.search
@@ -218,21 +249,49 @@ class BlockMatchingTracker:
         blocks = sliding_window_view(window, (p, p), axis=(1, 2))               # M x S x S x p x p
         ssd = ((blocks - template[:, None, None]) ** 2).sum(axis=(-2, -1))      # M x S x S (rows y)
         m, S = ssd.shape[0], ssd.shape[1]
+        rows = np.arange(m)
+
+        # the global integer minimum (may lie on the window's border)
         iy, ix = np.divmod(ssd.reshape(m, -1).argmin(axis=1), S)
-        best = ssd[np.arange(m), iy, ix]
+        best = ssd[rows, iy, ix]
         found = centre + np.stack([ix - s, iy - s], axis=1).astype(np.float64)
-        # A minimum on the border of the search window means the motion may exceed `search`:
-        # no refinement there (the 3 x 3 neighbourhood is incomplete).
-        interior = (ix > 0) & (ix < S - 1) & (iy > 0) & (iy < S - 1)
-        if interior.any():
-            k = np.nonzero(interior)[0]
+
+        # interior local minima (<= their 8 neighbours), the lowest CANDIDATES of them
+        padded = np.pad(ssd, ((0, 0), (1, 1), (1, 1)), constant_values=np.inf)
+        neighbours = sliding_window_view(padded, (3, 3), axis=(1, 2)).reshape(m, S, S, 9)
+        local = ssd <= neighbours.min(axis=-1)
+        local[:, [0, -1], :] = False
+        local[:, :, [0, -1]] = False
+        score = np.where(local, ssd, np.inf).reshape(m, -1)
+        k = min(CANDIDATES, S * S)
+        order = np.argsort(score, axis=1, kind="stable")[:, :k]                # M x k
+        valid = np.isfinite(np.take_along_axis(score, order, axis=1))
+        # plus the window centre (no motion since the last good match), always interior
+        order = np.concatenate([order, np.full((m, 1), s * S + s)], axis=1)
+        valid = np.concatenate([valid, np.ones((m, 1), bool)], axis=1)
+        k += 1
+        pi, pk = np.nonzero(valid)
+        if pi.size:
+            cy, cx = np.divmod(order[pi, pk], S)
             g = np.arange(-1, 2)
             grid = np.stack(np.meshgrid(g, g), axis=-1).reshape(9, 2).astype(np.float64)  # (x, y)
-            F = ssd[k[:, None, None], iy[k, None, None] + g[None, :, None],
-                    ix[k, None, None] + g[None, None, :]].reshape(-1, 9)                 # rows y, cols x
-            found[k], best[k] = self._descend(Y, t[k], found[k], best[k], template[k], F, grid, 1.0)
+            cpos = centre[pi] + np.stack([cx - s, cy - s], axis=1).astype(np.float64)
+            ccost = ssd[pi, cy, cx]
+            F = ssd[pi[:, None, None], cy[:, None, None] + g[None, :, None],
+                    cx[:, None, None] + g[None, None, :]].reshape(-1, 9)                 # rows y, cols x
+            ct, ctm = t[pi], template[pi]
+            cpos, ccost = self._descend(Y, ct, cpos, ccost, ctm, F, grid, 1.0)
             for h in REFINE_STEPS:
-                F = self._ssd(Y, t[k], found[k, None, :] + h * grid[None], template[k])
-                found[k], best[k] = self._descend(Y, t[k], found[k], best[k], template[k], F, grid, h)
+                F = self._ssd(Y, ct, cpos[:, None, :] + h * grid[None], ctm)
+                cpos, ccost = self._descend(Y, ct, cpos, ccost, ctm, F, grid, h)
+            # per point, the lowest refined candidate (ties: lower rank first)
+            cost_mk = np.full((m, k), np.inf)
+            cost_mk[pi, pk] = ccost
+            pos_mk = np.zeros((m, k, 2))
+            pos_mk[pi, pk] = cpos
+            j = cost_mk.argmin(axis=1)
+            better = cost_mk[rows, j] <= best
+            found = np.where(better[:, None], pos_mk[rows, j], found)
+            best = np.where(better, cost_mk[rows, j], best)
         matched = best <= self.max_ssd_ratio * energy
         return found, matched

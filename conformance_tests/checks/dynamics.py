@@ -1,0 +1,123 @@
+"""Checks of dynamics models (d2f_core.protocols.DynamicsModel)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..results import CheckFailed
+from ..scenes import CheckEnv
+from .common import Check, Snapshot, arrays_equal, call, common_checks, expect_value_error, skip_if_cap
+
+BATCH = 4
+ACTION_SCALE = 0.05  # actions are drawn uniformly in +-ACTION_SCALE (metres for displacement-like actions)
+
+
+def _action_dim(component: Any) -> int:
+    d = getattr(component, "action_dim", None)
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0:
+        raise CheckFailed(f"action_dim is {d!r}; declare a positive int (the length of one action vector)")
+    return int(d)
+
+
+def _points(env: CheckEnv) -> np.ndarray:
+    return np.array(env.scene.flow.points[0], dtype=np.float32, copy=True)
+
+
+def _actions(component: Any, batch: int = BATCH, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-ACTION_SCALE, ACTION_SCALE, size=(batch, _action_dim(component)))
+
+
+def _predict(component: Any, points: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    out = call(f"predict(points {points.shape}, actions {actions.shape})", component.predict,
+               np.array(points, copy=True), np.array(actions, copy=True))
+    B, N = actions.shape[0], points.shape[0]
+    if not isinstance(out, np.ndarray):
+        raise CheckFailed(f"predict() returned {type(out).__name__}, expected a float32 numpy array B x N x 3; "
+                          "convert with np.asarray(x, dtype=np.float32)")
+    if out.shape != (B, N, 3):
+        hint = "; one row per action: stack per-action predictions on axis 0" if out.shape == (N, 3) else ""
+        raise CheckFailed(f"predict() returned shape {out.shape}, expected B x N x 3 = {(B, N, 3)}{hint}")
+    if out.dtype != np.float32:
+        raise CheckFailed(f"predict() returned {out.dtype}, expected float32: convert with .astype(np.float32)")
+    return out
+
+
+def check_dynamics_output_types(component: Any, env: CheckEnv) -> None:
+    out = _predict(component, _points(env), _actions(component))
+    if not np.all(np.isfinite(out)):
+        raise CheckFailed("predict() returned NaN or inf for finite points and small actions; positions must be "
+                          "finite metres")
+
+
+def check_dynamics_batch_consistency(component: Any, env: CheckEnv) -> None:
+    pts, acts = _points(env), _actions(component)
+    batch = _predict(component, pts, acts)
+    for b in range(acts.shape[0]):
+        alone = _predict(component, pts, acts[b:b + 1])
+        ok, why = arrays_equal(batch[b], alone[0], rtol=1e-5, atol=1e-6)
+        if not ok:
+            raise CheckFailed(f"row {b} of a batch of {acts.shape[0]} actions differs from predicting action {b} "
+                              f"alone ({why}); candidates must not influence each other (no batch statistics, "
+                              "no shared random draws across the batch, index the right row)")
+
+
+def check_dynamics_determinism(component: Any, env: CheckEnv) -> None:
+    skip_if_cap(component, "api", "a remote service need not be reproducible")
+    pts, acts = _points(env), _actions(component)
+    a, b = _predict(component, pts, acts), _predict(component, pts, acts)
+    ok, why = arrays_equal(a, b, rtol=1e-5, atol=1e-6)
+    if not ok:
+        raise CheckFailed(f"the same points and actions gave different predictions ({why}); seed or remove "
+                          "random sources and put the model in eval mode")
+
+
+def check_dynamics_rejects_malformed_input(component: Any, env: CheckEnv) -> None:
+    d = _action_dim(component)
+    pts = _points(env)
+    fix = f"check actions is B x action_dim ({d}) and raise ValueError('actions: ...')"
+    expect_value_error("predict(points, actions)", component.predict, pts, np.zeros((2, d + 1)), arg="actions",
+                       given=f"actions of width {d + 1} (action_dim is {d})", fix=fix)
+    expect_value_error("predict(points, actions)", component.predict, pts, np.zeros(d), arg="actions",
+                       given=f"1-D actions of shape ({d},)", fix=fix + " (a single action is a 1 x action_dim batch)")
+    expect_value_error("predict(points, actions)", component.predict, np.array(pts[:, :2]), np.zeros((2, d)),
+                       arg="points", given="N x 2 points",
+                       fix="validate with d2f_core.validate.check_points(points, 'points')")
+
+
+def check_dynamics_no_input_mutation(component: Any, env: CheckEnv) -> None:
+    pts, acts = _points(env), _actions(component)
+    snap = Snapshot(points=pts, actions=acts)
+    call("predict(points, actions)", component.predict, pts, acts)
+    snap.assert_unchanged("predict()")
+
+
+def check_dynamics_action_names(component: Any, env: CheckEnv) -> None:
+    d = _action_dim(component)
+    names = getattr(component, "action_names", None)
+    if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise CheckFailed(f"action_names is {names!r}; declare a tuple of non-empty strings naming each action "
+                          "entry and its unit, e.g. ('dx (m)', 'dy (m)')")
+    if len(names) != d:
+        raise CheckFailed(f"action_names has {len(names)} entries but action_dim is {d}; name every entry once")
+    if len(set(names)) != len(names):
+        raise CheckFailed(f"action_names {list(names)} has duplicates; each entry needs its own name")
+
+
+CHECKS: list[Check] = [
+    *common_checks("dynamics"),
+    Check("dynamics_output_types", "dynamics", check_dynamics_output_types,
+          "predict() returns finite float32 B x N x 3"),
+    Check("dynamics_batch_consistency", "dynamics", check_dynamics_batch_consistency,
+          "row b of a batch equals predicting action b alone"),
+    Check("dynamics_determinism", "dynamics", check_dynamics_determinism,
+          "the same points and actions give the same prediction (skipped for 'api')"),
+    Check("dynamics_rejects_malformed_input", "dynamics", check_dynamics_rejects_malformed_input,
+          "actions of the wrong width, 1-D actions and N x 2 points raise ValueError naming the argument"),
+    Check("dynamics_no_input_mutation", "dynamics", check_dynamics_no_input_mutation,
+          "points and actions are unchanged after predict()"),
+    Check("dynamics_action_names", "dynamics", check_dynamics_action_names,
+          "action_names has action_dim distinct non-empty names"),
+]

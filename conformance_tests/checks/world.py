@@ -1,0 +1,178 @@
+"""Checks of worlds (d2f_core.protocols.World): reset/step/render contract, seeding, bounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from d2f_core.types import RGBD, Camera, Observation, Task
+
+from ..results import CheckFailed
+from ..scenes import CheckEnv
+from .common import Check, arrays_equal, call, common_checks, expect_value_error, values_equal
+
+
+def _bounds(component: Any) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        lo = np.asarray(component.action_low, dtype=np.float64)
+        hi = np.asarray(component.action_high, dtype=np.float64)
+    except Exception as e:  # noqa: BLE001
+        raise CheckFailed(f"action_low/action_high are not numeric arrays ({type(e).__name__}: {e})") from None
+    return lo, hi
+
+
+def _good_bounds(component: Any) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = _bounds(component)
+    if (lo.ndim != 1 or lo.shape != hi.shape or not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi))
+            or np.any(lo >= hi)):
+        raise CheckFailed("action bounds are malformed (see world_action_bounds)")
+    return lo, hi
+
+
+def _observation(obs: Any, what: str) -> Observation:
+    if not isinstance(obs, Observation):
+        raise CheckFailed(f"{what} returned {type(obs).__name__}, expected d2f_core.Observation(rgbd, joints, "
+                          "state, privileged)")
+    if not np.all(np.isfinite(obs.joints)):
+        raise CheckFailed(f"{what}: Observation.joints holds NaN or inf")
+    return obs
+
+
+def _rgbd(component: Any, what: str = "render()") -> RGBD:
+    out = call(what, component.render)
+    if not isinstance(out, RGBD):
+        raise CheckFailed(f"{what} returned {type(out).__name__}, expected d2f_core.RGBD(rgb, depth, camera)")
+    return out
+
+
+def check_world_action_bounds(component: Any, env: CheckEnv) -> None:
+    lo, hi = _bounds(component)
+    if lo.ndim != 1 or lo.size == 0:
+        raise CheckFailed(f"action_low has shape {lo.shape}; declare a 1-D array, one entry per action element")
+    if lo.shape != hi.shape:
+        raise CheckFailed(f"action_low {lo.shape} and action_high {hi.shape} differ in shape")
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise CheckFailed("action bounds hold NaN or inf; declare finite bounds (solvers sample and clip in them)")
+    bad = np.nonzero(lo >= hi)[0]
+    if bad.size:
+        raise CheckFailed(f"action_low >= action_high at indices {bad.tolist()}; low must be below high")
+
+
+def _state(component: Any, seed: int) -> tuple[Any, RGBD]:
+    _observation(call(f"reset({seed})", component.reset, seed), f"reset({seed})")
+    priv = call("privileged_state()", component.privileged_state)
+    return _copy(priv), _rgbd(component)
+
+
+def _copy(x: Any) -> Any:
+    if isinstance(x, dict) or hasattr(x, "items"):
+        return {k: _copy(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_copy(v) for v in x) if isinstance(x, list) else tuple(_copy(v) for v in x)
+    if isinstance(x, np.ndarray):
+        return np.array(x, copy=True)
+    return x
+
+
+def check_world_reset_determinism(component: Any, env: CheckEnv) -> None:
+    p1, r1 = _state(component, 0)
+    p2, r2 = _state(component, 0)
+    ok, why = values_equal(p1, p2)
+    if not ok:
+        raise CheckFailed(f"reset(0) twice gave different privileged_state() ({why}); derive every random "
+                          "placement from `seed` (rng = np.random.default_rng(seed)) and never from global state")
+    for f in ("rgb", "depth"):
+        ok, why = arrays_equal(getattr(r1, f), getattr(r2, f))
+        if not ok:
+            raise CheckFailed(f"reset(0) twice rendered different {f} ({why}); rendering after the same seed must "
+                              "be identical")
+    p3, _ = _state(component, 1)
+    same, _ = values_equal(p1, p3)
+    if same:
+        raise CheckFailed("reset(0) and reset(1) give the same privileged_state(); object placements must be "
+                          "randomised by seed (and privileged_state() must report them, e.g. object poses)")
+
+
+def check_world_step_contract(component: Any, env: CheckEnv) -> None:
+    lo, hi = _good_bounds(component)
+    _observation(call("reset(0)", component.reset, 0), "reset(0)")
+    mid = (lo + hi) / 2
+    _observation(call("step(midpoint of the bounds)", component.step, mid), "step(midpoint)")
+    far = hi + 10 * (hi - lo)
+    _observation(call("step(action above action_high)", component.step, far), "step(out-of-bounds action)")
+    low = lo - 10 * (hi - lo)
+    _observation(call("step(action below action_low)", component.step, low), "step(out-of-bounds action)")
+
+
+def check_world_rejects_malformed_input(component: Any, env: CheckEnv) -> None:
+    lo, hi = _good_bounds(component)
+    call("reset(0)", component.reset, 0)
+    fix = f"check action has shape {lo.shape} and is finite, raising ValueError('action: ...')"
+    expect_value_error("step(action)", component.step, np.zeros(lo.size + 1), arg="action",
+                       given=f"an action of length {lo.size + 1}", fix=fix)
+    nan = (lo + hi) / 2
+    nan[0] = np.nan
+    expect_value_error("step(action)", component.step, nan, arg="action", given="an action containing NaN", fix=fix)
+
+
+def check_world_render(component: Any, env: CheckEnv) -> None:
+    call("reset(0)", component.reset, 0)
+    rgbd = _rgbd(component)
+    H, W = rgbd.rgb.shape[:2]
+    if (rgbd.camera.width, rgbd.camera.height) != (W, H):
+        raise CheckFailed(f"render(): the camera is {rgbd.camera.width}x{rgbd.camera.height} but the image "
+                          f"{W}x{H}; use Camera.resized()")
+    cam = getattr(component, "camera", None)
+    if isinstance(cam, Camera) and (cam.width, cam.height) != (W, H):
+        raise CheckFailed(f"world.camera is {cam.width}x{cam.height} but render() returns {W}x{H} images")
+    valid = rgbd.valid
+    if not valid.any():
+        raise CheckFailed("render() returned no valid depth pixel (all 0 or NaN); return metres along the camera "
+                          "z axis (convert a simulator's normalised z-buffer with the near/far planes)")
+    d = rgbd.depth[valid]
+    if np.any(d <= 0):
+        raise CheckFailed("render(): valid depth pixels must be > 0 metres")
+    if rgbd.rgb.std() == 0:
+        raise CheckFailed("render() returned a constant-colour image; is the camera pointed at the scene?")
+
+
+def check_world_success_is_bool(component: Any, env: CheckEnv) -> None:
+    call("reset(0)", component.reset, 0)
+    s = call("success()", component.success)
+    if not isinstance(s, (bool, np.bool_)):
+        raise CheckFailed(f"success() returned {type(s).__name__} {s!r}; return a bool (bool(x))")
+
+
+def check_world_horizon(component: Any, env: CheckEnv) -> None:
+    h = getattr(component, "horizon", None)
+    if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h <= 0:
+        raise CheckFailed(f"horizon is {h!r}; declare a positive int, the maximum number of steps of an episode")
+
+
+def check_world_task_and_camera(component: Any, env: CheckEnv) -> None:
+    if not isinstance(getattr(component, "task", None), Task):
+        raise CheckFailed(f"world.task is {type(getattr(component, 'task', None)).__name__}; expose a d2f_core.Task "
+                          "(instruction and object)")
+    if not isinstance(getattr(component, "camera", None), Camera):
+        raise CheckFailed(f"world.camera is {type(getattr(component, 'camera', None)).__name__}; expose the "
+                          "calibrated d2f_core.Camera render() uses")
+
+
+CHECKS: list[Check] = [
+    *common_checks("world"),
+    Check("world_action_bounds", "world", check_world_action_bounds,
+          "action_low/action_high are finite 1-D arrays of one shape with low < high"),
+    Check("world_reset_determinism", "world", check_world_reset_determinism,
+          "same seed -> same privileged state and images; seeds 0 and 1 -> different placements"),
+    Check("world_step_contract", "world", check_world_step_contract,
+          "step() at the bounds' midpoint and out of bounds returns an Observation with finite joints"),
+    Check("world_rejects_malformed_input", "world", check_world_rejects_malformed_input,
+          "an action of the wrong length or with NaN raises ValueError naming 'action'"),
+    Check("world_render", "world", check_world_render,
+          "render() returns RGBD whose camera matches the image, with valid depth > 0"),
+    Check("world_success_is_bool", "world", check_world_success_is_bool, "success() returns a bool"),
+    Check("world_horizon", "world", check_world_horizon, "horizon is an int > 0"),
+    Check("world_task_and_camera", "world", check_world_task_and_camera,
+          "world.task is a Task and world.camera a Camera"),
+]

@@ -1,0 +1,202 @@
+"""Small, exact pure-numpy components used to build the default solver-check Problem.
+
+* :class:`CartesianEmbodiment`: 3-DoF Cartesian robot; q = end-effector position (metres),
+  gripper pointing straight down; exact FK, Jacobian and IK.
+* :class:`TargetWorld`: the standard scene's box on a table; the action is the end-effector's
+  target position (metres, world frame). The end-effector jumps to the (clipped) target; when it
+  starts a step within :attr:`TargetWorld.grab_radius` of the box's top centre it carries the box
+  by the same horizontal displacement.
+* :class:`TranslationDynamics`: action = (dx, dy, dz) metres; every particle moves by it.
+* :func:`default_problem`: a Problem whose flow is the box's top face sliding +x from where
+  ``reset(seed)`` put it, with a top-down grasp at the flow's first-frame centroid.
+
+They follow the protocols and pass their own conformance checks; no global random state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from d2f_core.protocols import IKResult, Problem
+from d2f_core.types import RGBD, DataError, Grasp, ObjectFlow, Observation, Task
+
+from .scenes import BoxPose, look_at, pinhole, render_box_scene
+
+__all__ = ["CartesianEmbodiment", "TargetWorld", "TranslationDynamics", "default_problem", "R_DOWN"]
+
+R_DOWN = np.diag([1.0, -1.0, -1.0])
+"""End-effector orientation of the Cartesian robot: approach axis z points down (world -z)."""
+
+
+def _vector(name: str, value: Any, n: int) -> np.ndarray:
+    a = np.asarray(value, dtype=np.float64)
+    if a.shape != (n,):
+        raise DataError(f"{name}: expected shape ({n},), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise DataError(f"{name}: contains NaN or inf")
+    return a
+
+
+def _rotation_angle(R: np.ndarray) -> float:
+    return float(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)))
+
+
+class CartesianEmbodiment:
+    """3-DoF Cartesian robot: joints x, y, z (metres) = end-effector position in the world frame."""
+
+    name = "conformance-cartesian"
+    capabilities = frozenset({"ik", "deterministic", "stand_in"})
+    robot = "cartesian-3dof"
+    dof = 3
+    joint_names = ("x", "y", "z")
+
+    def __init__(self) -> None:
+        self.joint_limits = np.array([[-0.2, 0.2], [-0.2, 0.2], [0.0, 0.3]])  # metres
+        self.velocity_limits = np.full(3, 0.5)  # m/s
+        self.world: Any = None
+
+    def fk(self, q: np.ndarray) -> np.ndarray:
+        """4x4 T_world_ee: translation q (metres), rotation :data:`R_DOWN`."""
+        q = _vector("q", q, 3)
+        T = np.eye(4)
+        T[:3, :3] = R_DOWN
+        T[:3, 3] = q
+        return T
+
+    def jacobian(self, q: np.ndarray) -> np.ndarray:
+        """6 x 3: linear rows identity, angular rows zero (prismatic joints)."""
+        _vector("q", q, 3)
+        J = np.zeros((6, 3))
+        J[:3] = np.eye(3)
+        return J
+
+    def ik(self, T_world_ee: np.ndarray, q_init: np.ndarray | None = None, *,
+           position_only: bool = False) -> IKResult:
+        T = np.asarray(T_world_ee, dtype=np.float64)
+        if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+            raise DataError(f"T_world_ee: expected a finite 4x4 transform, got shape {T.shape}")
+        if q_init is not None:
+            _vector("q_init", q_init, 3)
+        q = np.clip(T[:3, 3], self.joint_limits[:, 0], self.joint_limits[:, 1])
+        pos_err = float(np.linalg.norm(q - T[:3, 3]))
+        rot_err = _rotation_angle(R_DOWN.T @ T[:3, :3])
+        ok = pos_err <= 1e-6 and (position_only or rot_err <= 1e-6)
+        return IKResult(q=q, success=bool(ok), position_error=pos_err, rotation_error=rot_err)
+
+    def joint_action(self, q_target: np.ndarray, gripper: float = 0.0) -> np.ndarray:
+        """The :class:`TargetWorld` action: the target position itself (gripper ignored)."""
+        return np.array(_vector("q_target", q_target, 3))
+
+    def bind(self, world: Any) -> None:
+        self.world = world
+
+
+class TargetWorld:
+    """The standard scene's box on a table; action = end-effector target position (metres)."""
+
+    name = "conformance-target"
+    capabilities = frozenset({"deterministic", "stand_in"})
+    horizon = 20
+    grab_radius = 0.03  # metres from the box's top centre
+    box_size = (0.08, 0.06, 0.04)  # metres
+    home = (0.0, -0.1, 0.15)  # end-effector position after reset, metres
+
+    def __init__(self, width: int = 64, height: int = 48) -> None:
+        from d2f_core.types import Camera
+        self.camera = Camera(K=pinhole(width, height, 60.0),
+                             T_world_cam=look_at((0.0, -0.12, 0.26), (0.0, 0.0, 0.0)),
+                             width=width, height=height, name="conformance")
+        self.task = Task(instruction="push the box to the right", object="box")
+        self.action_low = np.array([-0.2, -0.2, 0.0])
+        self.action_high = np.array([0.2, 0.2, 0.3])
+        self._ee = np.array(self.home)
+        self._box = np.zeros(2)
+        self._box0 = np.zeros(2)
+
+    def reset(self, seed: int) -> Observation:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise DataError(f"seed: expected an int, got {seed!r}")
+        rng = np.random.default_rng(int(seed))
+        self._box = np.array([-0.02, 0.0]) + rng.uniform(-0.03, 0.03, size=2)
+        self._box0 = self._box.copy()
+        self._ee = np.array(self.home)
+        return self._observation()
+
+    def step(self, action: np.ndarray) -> Observation:
+        a = _vector("action", action, 3)
+        target = np.clip(a, self.action_low, self.action_high)
+        top = np.array([*self._box, self.box_size[2]])
+        if np.linalg.norm(self._ee - top) <= self.grab_radius:
+            self._box = self._box + (target[:2] - self._ee[:2])
+        self._ee = target
+        return self._observation()
+
+    def box_pose(self) -> BoxPose:
+        return BoxPose(float(self._box[0]), float(self._box[1]), 0.0)
+
+    def render(self) -> RGBD:
+        rgb, depth, _ = render_box_scene(self.camera, self.box_pose(), size=self.box_size)
+        return RGBD(rgb=rgb, depth=depth, camera=self.camera)
+
+    def box_mask(self) -> np.ndarray:
+        """bool H x W: pixels of the box's top face (the double's segmentation oracle)."""
+        return render_box_scene(self.camera, self.box_pose(), size=self.box_size)[2]
+
+    def success(self) -> bool:
+        return bool(self._box[0] - self._box0[0] >= 0.02)
+
+    def privileged_state(self) -> Mapping[str, Any]:
+        return {"box_xy": self._box.copy(), "ee": self._ee.copy()}
+
+    def _observation(self) -> Observation:
+        return Observation(rgbd=self.render(), joints=self._ee.copy(), state={"ee": self._ee.copy()},
+                           privileged=self.privileged_state())
+
+
+class TranslationDynamics:
+    """Every particle moves by the action (dx, dy, dz), metres, world frame."""
+
+    name = "conformance-translation"
+    capabilities = frozenset({"deterministic", "stand_in", "particles"})
+    action_dim = 3
+    action_names = ("dx (m)", "dy (m)", "dz (m)")
+
+    def predict(self, points: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        from d2f_core.validate import check_points
+        check_points(points, "points")
+        a = np.asarray(actions, dtype=np.float64)
+        if a.ndim != 2 or a.shape[1] != 3:
+            raise DataError(f"actions: expected B x 3 (dx, dy, dz) metres, got shape {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise DataError("actions: contains NaN or inf")
+        return (points[None].astype(np.float64) + a[:, None, :]).astype(np.float32)
+
+
+def default_problem(env: Any = None, *, seed: int = 0, num_frames: int = 8, speed: float = 0.004,
+                    max_points: int = 64) -> Problem:
+    """A Problem on :class:`TargetWorld`: follow the box's top face sliding +x by ``speed`` m/frame.
+
+    The flow starts where ``reset(seed)`` put the box (so it is consistent with the observation),
+    the grasp is top-down at the flow's first-frame centroid, the dynamics is
+    :class:`TranslationDynamics`, and ``world`` is the world itself.
+    """
+    world = TargetWorld()
+    embodiment = CartesianEmbodiment()
+    embodiment.bind(world)
+    obs = world.reset(seed)
+    mask = world.box_mask()
+    ys, xs = np.nonzero(mask)
+    keep = np.unique(np.linspace(0, xs.size - 1, min(max_points, xs.size)).round().astype(int))
+    ys, xs = ys[keep], xs[keep]
+    p0 = world.camera.backproject(np.stack([xs, ys], -1).astype(np.float64), obs.rgbd.depth[ys, xs])
+    pts = np.stack([p0 + np.array([speed * t, 0.0, 0.0]) for t in range(num_frames)]).astype(np.float32)
+    flow = ObjectFlow(points=pts, visible=np.ones(pts.shape[:2], bool), colors=obs.rgbd.rgb[ys, xs], fps=8.0,
+                      provenance={"source": "d2f_conformance.doubles.default_problem", "seed": seed})
+    T = np.eye(4)
+    T[:3, :3] = R_DOWN
+    T[:3, 3] = pts[0].mean(axis=0)
+    grasp = Grasp(T_world_grasp=T, width=0.06, score=1.0, source="conformance")
+    return Problem(flow=flow, observation=obs, embodiment=embodiment, task=world.task, grasp=grasp,
+                   grasped=np.ones(pts.shape[1], bool), dynamics=TranslationDynamics(), world=world, seed=seed)
