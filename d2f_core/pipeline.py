@@ -216,8 +216,10 @@ class Run:
         for kind in stage.needs:
             if kind in KINDS and self.config.component(kind) is not None:
                 parts[kind] = self.config.component(kind).model_dump(mode="json")
-        for section in stage.inputs:
-            value = getattr(self.config, section, None)
+        for section in stage.inputs:  # "task" or a dotted field such as "flow.num_points"
+            value: Any = self.config
+            for attr in section.split("."):
+                value = getattr(value, attr, None)
             parts[section] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
         parts["upstream"] = dict(self._keys)  # every stage that ran before this one
         return _hash(parts)
@@ -538,12 +540,14 @@ _DEPENDS: dict[str, tuple[str, ...]] = {
 
 STAGES: list[Stage] = [
     Stage("observe", ("observe_source",), _observe, _save_observe, inputs=("world", "embodiment", "scene")),
-    Stage("video", ("video",), _video, _save_video, _load_video, inputs=("task", "flow")),
+    Stage("video", ("video",), _video, _save_video, _load_video,
+          inputs=("task", "flow.num_frames", "flow.prompt_template")),
     Stage("hands", ("hand",), _hands, _save_hands, _load_hands),
-    Stage("depth", ("depth",), _depth, _save_depth, _load_depth, inputs=("flow",)),
+    Stage("depth", ("depth",), _depth, _save_depth, _load_depth, inputs=("flow.align",)),
     Stage("segment", ("segmenter",), _segment, lambda r, m: np.savez_compressed(r.out_dir / "mask.npz", mask=m),
           lambda r: np.load(r.out_dir / "mask.npz")["mask"], inputs=("task",)),
-    Stage("track", ("tracker",), _track, _save_track, _load_track, inputs=("flow",)),
+    Stage("track", ("tracker",), _track, _save_track, _load_track,
+          inputs=("flow.num_points", "flow.erode_px")),
     Stage("flow", (), _flow, _save_flow, lambda r: ObjectFlow.load(r.out_dir / "flow.npz")),
     Stage("grasp", ("grasper",), _grasp, _save_grasp, _load_grasp, inputs=("grasp",)),
     Stage("plan", ("solver", "embodiment"), _plan),

@@ -10,7 +10,7 @@ from d2f_core.types import DepthVideo
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import (Check, Snapshot, arrays_equal, cached, call, common_checks, expect_value_error, has_cap,
+from .common import (Check, Snapshot, arrays_equal, cached, call, common_checks, expect_value_error, require_cap,
                      model_input_check, skip_if_cap, writable_video)
 
 
@@ -101,14 +101,11 @@ def check_depth_no_input_mutation(component: Any, env: CheckEnv) -> None:
 
 
 def check_depth_metric_declared(component: Any, env: CheckEnv) -> None:
+    require_cap(component, "metric_depth", "relative depth is fine: the core aligns it to metres")
     out = _depth_video(component, env)
-    declared = has_cap(component, "metric_depth")
-    if declared and not out.metric:
+    if not out.metric:
         raise CheckFailed("declares capability 'metric_depth' but returns DepthVideo(metric=False); return "
                           "metric=True with depth in metres, or drop the capability")
-    if not declared and out.metric:
-        raise CheckFailed("returns DepthVideo(metric=True) without declaring capability 'metric_depth'; add "
-                          "'metric_depth' to capabilities (or return metric=False for relative depth)")
 
 
 CHECKS: list[Check] = [
@@ -124,6 +121,6 @@ CHECKS: list[Check] = [
     Check("depth_no_input_mutation", "depth", check_depth_no_input_mutation,
           "the video's frames are unchanged after estimate()"),
     Check("depth_metric_declared", "depth", check_depth_metric_declared,
-          "DepthVideo.metric is True exactly when 'metric_depth' is declared"),
+          "declared 'metric_depth': DepthVideo.metric is True"),
     model_input_check("depth"),
 ]

@@ -5,17 +5,18 @@ Algorithm (per query point, all points at once):
 1. Convert the RGB uint8 frames to luminance ``Y = 0.299 R + 0.587 G + 0.114 B`` (float32,
    grey levels 0-255).
 2. Cut a ``patch`` x ``patch`` template centred on the query point (x, y) in its query frame
-   (bicubic sampling, so sub-pixel queries are honoured).
+   (bicubic interpolation, so sub-pixel queries are honoured).
 3. Walk frame by frame away from the query frame, forwards to the last frame and backwards to
-   frame 0. In each frame, compare the template with the patch at every integer offset within
-   ``search`` pixels of the previous position by the sum of squared differences (SSD) and take
-   the minimum. Refine it to sub-pixel precision with a parabola fit of the SSD minimum: the
-   vertex of the paraboloid through the minimum and its 8 neighbours, refitted on 3 x 3 samples
-   at spacings of 1/2, 1/4, 1/8 and 1/16 px around the refined position, each step kept only
-   when it lowers the SSD. (A single separable parabola on the 1 px grid is biased by up to
-   half a pixel: the SSD of an interpolated image is only piecewise smooth, and smooth
-   textures give narrow diagonal valleys.) A minimum on the border of the search window is not
-   refined.
+   frame 0. In each frame, compute the sum of squared differences (SSD) between the template
+   and the patch at every integer offset within ``search`` pixels of the previous position.
+   Refine to sub-pixel precision by a parabola fit of the SSD minimum: the vertex of the
+   paraboloid through the minimum and its 8 neighbours (1 px apart), refitted on 3 x 3 samples
+   1/2, 1/4, 1/8 and 1/16 px apart around the refined position, each move kept only when it
+   lowers the SSD. This is done from the three lowest integer local minima and from the window
+   centre, and the lowest refined SSD wins. (On smooth, stripe-like texture the SSD has long
+   narrow valleys: a single parabola per axis on the 1 px grid is off by up to half a pixel,
+   and the lowest integer sample can lie far along the valley from the true minimum.) A
+   minimum on the border of the window (motion beyond ``search``) is kept unrefined.
 4. The point is invisible in a frame when its best SSD exceeds ``max_ssd_ratio`` times the
    template energy (sum of squared mean-removed luminance, plus 1 grey level^2 per pixel so a
    flat template does not divide by zero), or when the patch around the found position does not
@@ -64,28 +65,29 @@ def _cubic_weights(f: np.ndarray) -> tuple[np.ndarray, ...]:
             0.5 * f3 - 0.5 * f2)
 
 
-def sample(Y: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bicubic (Catmull-Rom) samples of ``Y`` (T x H x W) at frame ``t`` (N,) and pixel
-    coordinates ``x``, ``y`` (N, ...). Exact at pixel centres; coordinates outside the image are
-    clamped to the border (edge replication).
+def patches(Y: np.ndarray, t: np.ndarray, centres: np.ndarray, size: int) -> np.ndarray:
+    """Square ``size`` x ``size`` patches (odd ``size``) of ``Y`` (T x H x W) centred at sub-pixel
+    ``centres`` (M x K x 2, pixel (x, y)) in frames ``t`` (M,); returns M x K x size x size
+    (rows y, columns x), float32.
 
-    Cubic rather than bilinear interpolation: bilinear blurs fine texture by a different amount
-    at each sub-pixel offset, which moves the SSD minimum by up to a pixel on stripe-like texture.
+    Bicubic (Catmull-Rom) interpolation of the image extended by edge replication: exact at
+    pixel centres. All pixels of one patch share the same sub-pixel fraction, so the
+    interpolation is two 4-tap filters with per-patch weights. Cubic rather than bilinear:
+    bilinear blurs fine texture by a different amount at each sub-pixel offset, which moves the
+    SSD minimum by up to a pixel on stripe-like texture.
     """
     _, H, W = Y.shape
-    x, y = np.broadcast_arrays(np.clip(x, 0.0, W - 1.0), np.clip(y, 0.0, H - 1.0))
-    x0 = np.floor(x).astype(np.int64)
-    y0 = np.floor(y).astype(np.int64)
-    wx = _cubic_weights((x - x0).astype(np.float32))
-    wy = _cubic_weights((y - y0).astype(np.float32))
-    tt = t.reshape((-1,) + (1,) * (x.ndim - 1))
-    xs = [np.clip(x0 + k, 0, W - 1) for k in (-1, 0, 1, 2)]
-    out = np.zeros(x.shape, np.float32)
-    for j, wyj in zip((-1, 0, 1, 2), wy):
-        yj = np.clip(y0 + j, 0, H - 1)
-        row = sum(wxi * Y[tt, yj, xi] for wxi, xi in zip(wx, xs))
-        out += wyj * row
-    return out
+    half = size // 2
+    x0 = np.floor(centres[..., 0])
+    y0 = np.floor(centres[..., 1])
+    wx = np.stack(_cubic_weights((centres[..., 0] - x0).astype(np.float32)), axis=-1)   # M x K x 4
+    wy = np.stack(_cubic_weights((centres[..., 1] - y0).astype(np.float32)), axis=-1)
+    taps = np.arange(-half - 1, half + 3)                                                # size + 3
+    xs = np.clip(x0.astype(np.int64)[..., None] + taps, 0, W - 1)                       # M x K x (size+3)
+    ys = np.clip(y0.astype(np.int64)[..., None] + taps, 0, H - 1)
+    block = Y[t[:, None, None, None], ys[..., :, None], xs[..., None, :]]               # M x K x s+3 x s+3
+    rows = sum(wx[..., None, None, k] * block[..., :, k:k + size] for k in range(4))    # M x K x s+3 x s
+    return sum(wy[..., None, None, k] * rows[..., k:k + size, :] for k in range(4))
 
 
 def _parabola(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -163,10 +165,8 @@ class BlockMatchingTracker:
 
         Y = luminance(video.frames)
         half = self.patch // 2
-        off = np.arange(-half, half + 1, dtype=np.float64)
         q_xy = q[:, 1:3].astype(np.float64)
-        template = sample(Y, qt, q_xy[:, 0, None, None] + off[None, None, :],
-                          q_xy[:, 1, None, None] + off[None, :, None])           # N x p x p (rows y)
+        template = patches(Y, qt, q_xy[:, None, :], self.patch)[:, 0]           # N x p x p (rows y)
         centred = template - template.mean(axis=(1, 2), keepdims=True)
         energy = (centred ** 2).sum(axis=(1, 2)) + ENERGY_FLOOR * self.patch ** 2
 
@@ -192,10 +192,7 @@ class BlockMatchingTracker:
     def _ssd(self, Y: np.ndarray, t: np.ndarray, pos: np.ndarray, template: np.ndarray) -> np.ndarray:
         """SSD between each template (M x p x p) and the patches of frame ``t`` centred at
         ``pos`` (M x K x 2 pixels); returns M x K."""
-        half = self.patch // 2
-        off = np.arange(-half, half + 1, dtype=np.float64)
-        patch = sample(Y, t, pos[:, :, 0, None, None] + off[None, None, None, :],
-                       pos[:, :, 1, None, None] + off[None, None, :, None])      # M x K x p x p
+        patch = patches(Y, t, pos, self.patch)                                   # M x K x p x p
         return ((patch - template[:, None]) ** 2).sum(axis=(-2, -1))
 
     def _descend(self, Y: np.ndarray, t: np.ndarray, pos: np.ndarray, cost: np.ndarray,
@@ -242,10 +239,8 @@ class BlockMatchingTracker:
         """
         p, s = self.patch, self.search
         r = p // 2 + s
-        w = np.arange(-r, r + 1, dtype=np.float64)
         centre = np.round(pos)                                                   # integer pixels
-        window = sample(Y, t, centre[:, 0, None, None] + w[None, None, :],
-                        centre[:, 1, None, None] + w[None, :, None])             # M x L x L
+        window = patches(Y, t, centre[:, None, :], 2 * r + 1)[:, 0]              # M x L x L
         blocks = sliding_window_view(window, (p, p), axis=(1, 2))               # M x S x S x p x p
         ssd = ((blocks - template[:, None, None]) ** 2).sum(axis=(-2, -1))      # M x S x S (rows y)
         m, S = ssd.shape[0], ssd.shape[1]
