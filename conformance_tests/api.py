@@ -97,7 +97,8 @@ def check_component(component: Any, kind: str, *, env: CheckEnv | None = None, p
         for check in checks:
             t0 = time.perf_counter()
             status, message = run_check(check, component, env)
-            results.append(CheckResult(check=check.name, kind=kind, plugin=label, status=status,  # type: ignore[arg-type]
+            results.append(CheckResult(check=check.name, kind=kind, plugin=label,
+                                       status=status,  # type: ignore[arg-type]
                                        message=message, seconds=time.perf_counter() - t0))
     finally:
         env.cache.clear()

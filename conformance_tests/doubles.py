@@ -97,7 +97,7 @@ class TargetWorld:
     """The standard scene's box on a table; action = end-effector target position (metres)."""
 
     name = "conformance-target"
-    capabilities = frozenset({"deterministic", "stand_in"})
+    capabilities = frozenset({"deterministic", "stand_in", "segmentation"})
     horizon = 20
     grab_radius = 0.03  # metres from the box's top centre
     box_size = (0.08, 0.06, 0.04)  # metres
@@ -143,6 +143,14 @@ class TargetWorld:
     def box_mask(self) -> np.ndarray:
         """bool H x W: pixels of the box's top face (the double's segmentation oracle)."""
         return render_box_scene(self.camera, self.box_pose(), size=self.box_size)[2]
+
+    def object_mask(self, name: str) -> np.ndarray:
+        """bool H x W mask of ``name``: "box" (its top face) or "table"."""
+        key = str(name).strip().lower()
+        if key not in ("box", "table"):
+            raise DataError(f"name: no object {name!r} in this world; known objects: box, table")
+        box = self.box_mask()
+        return box if key == "box" else ~box
 
     def success(self) -> bool:
         return bool(self._box[0] - self._box0[0] >= 0.02)

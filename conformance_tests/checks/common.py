@@ -13,16 +13,17 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from d2f_core.protocols import CAPABILITIES, PROTOCOLS, REQUIRED_METHODS, ModelInputSpec
+from d2f_core.protocols import CAPABILITIES, PROTOCOLS, REQUIRED_METHODS
 from d2f_core.types import Video
 
 from ..results import CheckFailed, CheckSkipped
 from ..scenes import CheckEnv, probe_image, probe_video
 
 __all__ = [
-    "Check", "call", "expect_value_error", "caps", "has_cap", "require_cap", "skip_if_cap", "arrays_equal",
-    "Snapshot", "writable_video", "cached", "as_numpy", "check_declares_name_and_capabilities",
-    "check_has_protocol_methods", "check_model_input_convention", "COMMON", "model_input_check",
+    "Check", "call", "blocked_by", "expect_value_error", "caps", "has_cap", "require_cap", "skip_if_cap",
+    "arrays_equal", "values_equal", "Snapshot", "writable_video", "cached", "as_numpy",
+    "check_declares_name_and_capabilities", "check_has_protocol_methods", "check_model_input_convention",
+    "common_checks", "model_input_check", "MODEL_INPUT_PROBE",
 ]
 
 
@@ -86,6 +87,11 @@ def expect_value_error(what: str, fn: Callable[..., Any], *args: Any, arg: str, 
                           f"naming {arg!r}; {fix}") from None
     raise CheckFailed(f"{what} accepted {given}; it must raise ValueError naming {arg!r} so the caller "
                       f"learns what to pass: {fix}")
+
+
+def blocked_by(check: str, what: str) -> None:
+    """Skip a check whose input is another check's failure (so only the root cause fails)."""
+    raise CheckSkipped(f"cannot check: {what}; fix {check} first")
 
 
 def caps(component: Any) -> frozenset[str]:
@@ -302,9 +308,12 @@ of a video model, the image of a segmenter) or a :class:`d2f_core.Video`."""
 
 
 def _range_name(lo: float, hi: float) -> str:
+    tol = 0.01 * max(abs(hi - lo), 1e-12)
+
     def fmt(v: float) -> str:
-        return f"{v:g}" if abs(v - round(v)) > 1e-9 else str(int(round(v)))
-    return f"{fmt(lo)}-{fmt(hi)}"
+        return str(int(round(v))) if abs(v - round(v)) <= tol else f"{v:.3g}"
+    a, b = fmt(lo), fmt(hi)
+    return f"{a} to {b}" if a.startswith("-") or b.startswith("-") else f"{a}-{b}"
 
 
 def _fit_affine(p: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -437,5 +446,3 @@ def common_checks(kind: str) -> list[Check]:
               "the protocol's methods (with its keyword arguments) and attributes exist"),
     ]
 
-
-COMMON = common_checks  # kind -> the common checks bound to that kind

@@ -10,8 +10,8 @@ from d2f_core.types import DepthVideo
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import (Check, Snapshot, arrays_equal, cached, call, common_checks, expect_value_error, require_cap,
-                     model_input_check, skip_if_cap, writable_video)
+from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error,
+                     model_input_check, require_cap, skip_if_cap, Snapshot, writable_video)
 
 
 def _estimate(component: Any, env: CheckEnv) -> Any:
@@ -26,8 +26,7 @@ def _canonical(component: Any, env: CheckEnv) -> Any:
 def _depth_video(component: Any, env: CheckEnv) -> DepthVideo:
     out = _canonical(component, env)
     if not isinstance(out, DepthVideo):
-        raise CheckFailed(f"estimate() returned {type(out).__name__}, expected d2f_core.DepthVideo "
-                          "(see depth_output_types)")
+        blocked_by("depth_output_types", f"estimate() returned {type(out).__name__}, not d2f_core.DepthVideo")
     return out
 
 

@@ -8,15 +8,17 @@ import numpy as np
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import Check, Snapshot, arrays_equal, call, common_checks, expect_value_error, skip_if_cap
+from .common import Check, Snapshot, blocked_by, arrays_equal, call, common_checks, expect_value_error, skip_if_cap
 
 BATCH = 4
 ACTION_SCALE = 0.05  # actions are drawn uniformly in +-ACTION_SCALE (metres for displacement-like actions)
 
 
-def _action_dim(component: Any) -> int:
+def _action_dim(component: Any, *, root: bool = False) -> int:
     d = getattr(component, "action_dim", None)
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0:
+        if not root:
+            blocked_by("dynamics_action_names", f"action_dim is {d!r}")
         raise CheckFailed(f"action_dim is {d!r}; declare a positive int (the length of one action vector)")
     return int(d)
 
@@ -30,10 +32,21 @@ def _actions(component: Any, batch: int = BATCH, seed: int = 0) -> np.ndarray:
     return rng.uniform(-ACTION_SCALE, ACTION_SCALE, size=(batch, _action_dim(component)))
 
 
-def _predict(component: Any, points: np.ndarray, actions: np.ndarray) -> np.ndarray:
+def _predict(component: Any, points: np.ndarray, actions: np.ndarray, *, root: bool = False) -> np.ndarray:
+    """predict() on copies; a malformed output fails here when ``root`` (dynamics_output_types), else
+    the calling check is skipped as blocked by that one."""
     out = call(f"predict(points {points.shape}, actions {actions.shape})", component.predict,
                np.array(points, copy=True), np.array(actions, copy=True))
-    B, N = actions.shape[0], points.shape[0]
+    try:
+        return _validated(out, actions.shape[0], points.shape[0])
+    except CheckFailed as e:
+        if root:
+            raise
+        blocked_by("dynamics_output_types", str(e).split(";")[0])
+        raise
+
+
+def _validated(out: Any, B: int, N: int) -> np.ndarray:
     if not isinstance(out, np.ndarray):
         raise CheckFailed(f"predict() returned {type(out).__name__}, expected a float32 numpy array B x N x 3; "
                           "convert with np.asarray(x, dtype=np.float32)")
@@ -46,7 +59,7 @@ def _predict(component: Any, points: np.ndarray, actions: np.ndarray) -> np.ndar
 
 
 def check_dynamics_output_types(component: Any, env: CheckEnv) -> None:
-    out = _predict(component, _points(env), _actions(component))
+    out = _predict(component, _points(env), _actions(component), root=True)
     if not np.all(np.isfinite(out)):
         raise CheckFailed("predict() returned NaN or inf for finite points and small actions; positions must be "
                           "finite metres")
@@ -95,7 +108,7 @@ def check_dynamics_no_input_mutation(component: Any, env: CheckEnv) -> None:
 
 
 def check_dynamics_action_names(component: Any, env: CheckEnv) -> None:
-    d = _action_dim(component)
+    d = _action_dim(component, root=True)
     names = getattr(component, "action_names", None)
     if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) and n.strip() for n in names):
         raise CheckFailed(f"action_names is {names!r}; declare a tuple of non-empty strings naming each action "

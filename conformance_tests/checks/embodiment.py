@@ -8,7 +8,7 @@ import numpy as np
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import Check, Snapshot, call, common_checks, expect_value_error, require_cap
+from .common import Check, blocked_by, Snapshot, call, common_checks, expect_value_error, require_cap
 
 N_SAMPLES = 4
 FD_STEP = 1e-6
@@ -40,10 +40,13 @@ def so3_log(R: np.ndarray) -> np.ndarray:
 def _description(component: Any) -> tuple[int, np.ndarray]:
     dof = getattr(component, "dof", None)
     if isinstance(dof, bool) or not isinstance(dof, (int, np.integer)) or dof <= 0:
-        raise CheckFailed(f"dof is {dof!r}; declare a positive int (number of joints)")
-    lim = np.asarray(getattr(component, "joint_limits", None), dtype=np.float64)
+        blocked_by("embodiment_description", f"dof is {dof!r}")
+    try:
+        lim = np.asarray(getattr(component, "joint_limits", None), dtype=np.float64)
+    except (TypeError, ValueError):
+        lim = np.zeros(0)
     if lim.shape != (dof, 2) or not np.all(np.isfinite(lim)) or np.any(lim[:, 0] >= lim[:, 1]):
-        raise CheckFailed("joint_limits is not a finite dof x 2 array with low < high (see embodiment_description)")
+        blocked_by("embodiment_description", "joint_limits is not a finite dof x 2 array with low < high")
     return int(dof), lim
 
 
@@ -138,7 +141,8 @@ def check_embodiment_jacobian_finite_difference(component: Any, env: CheckEnv) -
         col = int(np.argmax(np.abs(J[3:] - Jfd[3:]).max(axis=0)))
         hint = ""
         if np.abs(J[3:] - R.T @ Jfd[3:]).max() <= tol:
-            hint = "; they are in the end-effector frame: express them in the world frame (omega_world = R_world_ee @ omega_ee)"
+            hint = ("; they are in the end-effector frame: express them in the world frame "
+                    "(omega_world = R_world_ee @ omega_ee)")
         elif np.abs(J[3:] + Jfd[3:]).max() <= tol:
             hint = "; they have the wrong sign"
         raise CheckFailed(f"angular rows (3-5) of column {col} are {np.round(J[3:, col], 5).tolist()} but finite "

@@ -10,7 +10,7 @@ from d2f_core.types import RGBD, Grasp
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import Check, Snapshot, cached, call, common_checks, expect_value_error, skip_if_cap
+from .common import Check, blocked_by, Snapshot, cached, call, common_checks, expect_value_error, skip_if_cap
 
 TOP_K = 5
 ON_OBJECT_M = 0.03
@@ -35,7 +35,7 @@ def _canonical(component: Any, env: CheckEnv) -> Any:
 def _grasps(component: Any, env: CheckEnv) -> list[Grasp]:
     out = _canonical(component, env)
     if not isinstance(out, (list, tuple)) or not all(isinstance(g, Grasp) for g in out):
-        raise CheckFailed("propose() does not return a list of d2f_core.Grasp (see grasper_output_types)")
+        blocked_by("grasper_output_types", "propose() does not return a list of d2f_core.Grasp")
     return list(out)
 
 

@@ -10,8 +10,8 @@ from d2f_core.types import HandTrack
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import (Check, Snapshot, arrays_equal, cached, call, common_checks, expect_value_error, has_cap,
-                     skip_if_cap, writable_video)
+from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error,
+                     has_cap, skip_if_cap, Snapshot, writable_video)
 
 
 def _detect(component: Any, env: CheckEnv) -> Any:
@@ -51,7 +51,7 @@ def check_hand_determinism(component: Any, env: CheckEnv) -> None:
     a = _canonical(component, env)
     b = _detect(component, env)
     if not (isinstance(a, HandTrack) and isinstance(b, HandTrack)):
-        raise CheckFailed("detect() does not return d2f_core.HandTrack (see hand_output_types)")
+        blocked_by("hand_output_types", "detect() does not return d2f_core.HandTrack")
     for f in ("keypoints", "present"):
         ok, why = arrays_equal(getattr(a, f), getattr(b, f), rtol=1e-5, atol=1e-4)
         if not ok:

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import (Check, Snapshot, arrays_equal, cached, call, common_checks, expect_value_error, has_cap,
-                     model_input_check, skip_if_cap)
+from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error,
+                     has_cap, model_input_check, skip_if_cap, Snapshot)
 
 
 def _image(env: CheckEnv) -> np.ndarray:
@@ -69,7 +69,7 @@ def check_segment_output_types(component: Any, env: CheckEnv) -> None:
 def _mask(component: Any, env: CheckEnv) -> np.ndarray:
     out = _canonical(component, env)
     if not isinstance(out, np.ndarray) or out.dtype != np.bool_ or out.shape != env.scene.mask.shape:
-        raise CheckFailed("segment() does not return a bool H x W mask (see segment_output_types)")
+        blocked_by("segment_output_types", "segment() does not return a bool H x W mask")
     return out
 
 

@@ -10,8 +10,8 @@ from d2f_core.types import Tracks2D, Video
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv, channel_order_video
-from .common import (Check, Snapshot, arrays_equal, cached, call, common_checks, expect_value_error, has_cap,
-                     model_input_check, skip_if_cap, writable_video)
+from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error,
+                     has_cap, model_input_check, skip_if_cap, Snapshot, writable_video)
 
 QUERY_TOLERANCE_PX = 0.5
 MOTION_TOLERANCE_PX = 1.5
@@ -109,7 +109,7 @@ def _tracks(component: Any, env: CheckEnv) -> Tracks2D:
     out = _canonical(component, env)
     if not isinstance(out, Tracks2D) or diagnose_tracks(out, env.scene.video.num_frames,
                                                         len(multi_frame_queries(env))):
-        raise CheckFailed("track() does not return a well-formed d2f_core.Tracks2D (see tracker_output_types)")
+        blocked_by("tracker_output_types", "track() does not return a well-formed d2f_core.Tracks2D")
     return out
 
 
@@ -142,7 +142,7 @@ def check_tracker_known_motion(component: Any, env: CheckEnv) -> None:
     tr = _track(component, video, q)
     T = env.scene.video.num_frames
     if not isinstance(tr, Tracks2D) or diagnose_tracks(tr, T, len(q)):
-        raise CheckFailed("track() does not return a well-formed d2f_core.Tracks2D (see tracker_output_types)")
+        blocked_by("tracker_output_types", "track() does not return a well-formed d2f_core.Tracks2D")
     if has_cap(component, "zero_motion"):
         moved = np.abs(tr.xy - q[None, :, 1:]).max()
         if moved > 1e-3:
@@ -175,7 +175,7 @@ def check_tracker_channel_order(component: Any, env: CheckEnv) -> None:
     tr = _track(component, Video(frames=frames, fps=cv.video.fps), q, "track(channel-order video, queries)")
     T = cv.video.num_frames
     if not isinstance(tr, Tracks2D) or diagnose_tracks(tr, T, len(q)):
-        raise CheckFailed("track() does not return a well-formed d2f_core.Tracks2D (see tracker_output_types)")
+        blocked_by("tracker_output_types", "track() does not return a well-formed d2f_core.Tracks2D")
     truth = cv.speed_px * (T - 1)
     dx = tr.xy[-1, :, 0] - q[:, 1]
     dy = tr.xy[-1, :, 1] - q[:, 2]
@@ -184,15 +184,15 @@ def check_tracker_channel_order(component: Any, env: CheckEnv) -> None:
     if on_red.mean() >= 0.5:
         return
     if on_blue.mean() >= 0.5:
-        raise CheckFailed(f"in a video whose RED channel moves {truth:+.0f} px in x while a static texture sits "
-                          f"in the BLUE channel, {int(on_blue.sum())} of {len(q)} points stayed on the static "
-                          "blue texture: the tracker reads RGB frames as BGR (cv2 and many C++ trackers "
-                          "assume BGR). Video frames are RGB: reverse channels (frames[..., ::-1]) only when "
-                          "the model expects BGR, and declare model_input_spec")
-    raise CheckFailed(f"in a video whose RED channel moves {truth:+.0f} px in x over a static BLUE texture, only "
-                      f"{int(on_red.sum())} of {len(q)} points follow the red motion (median x motion "
-                      f"{np.nanmedian(dx):+.2f} px); check the channel order and value range the tracker "
-                      "feeds its model")
+        what = f"{int(on_blue.sum())} of {len(q)} points stayed on the static blue texture"
+    else:
+        what = (f"only {int(on_red.sum())} of {len(q)} points follow the red motion (median motion "
+                f"{np.nanmedian(dx):+.2f}, {np.nanmedian(dy):+.2f} px)")
+    raise CheckFailed(f"in a video whose RED channel moves {truth:+.0f} px in x over a static, weaker BLUE texture, "
+                      f"{what}. A tracker that reads the RGB frames as BGR (cv2 and many C++ trackers assume "
+                      "BGR) sees the blue texture as the strong one and fails like this. Video frames are RGB: "
+                      "reverse channels (frames[..., ::-1]) only when the model expects BGR, and declare "
+                      "model_input_spec")
 
 
 def check_tracker_determinism(component: Any, env: CheckEnv) -> None:

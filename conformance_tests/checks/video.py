@@ -8,10 +8,10 @@ import numpy as np
 
 from d2f_core.types import Video
 
-from ..results import CheckFailed, CheckSkipped
+from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import (Check, Snapshot, arrays_equal, cached, call, common_checks, expect_value_error, has_cap,
-                     model_input_check, skip_if_cap)
+from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error,
+                     has_cap, model_input_check, skip_if_cap, Snapshot)
 
 PROMPT = "push the box to the right"
 NUM_FRAMES = 5  # on the 4k+1 and 8k+1... grids most video models snap to (5 = 4*1 + 1)
@@ -79,8 +79,7 @@ def check_video_num_frames(component: Any, env: CheckEnv) -> None:
     for n in (NUM_FRAMES, 9):
         out = _canonical(component, env) if n == NUM_FRAMES else _generate(component, env, num_frames=n)
         if not isinstance(out, Video):
-            raise CheckFailed(f"generate() returned {type(out).__name__}, expected d2f_core.Video "
-                              "(see video_output_types)")
+            blocked_by("video_output_types", f"generate() returned {type(out).__name__}, not d2f_core.Video")
         counts[n] = out.num_frames
         if out.num_frames != n:
             if abs(out.num_frames - n) > SNAP_TOLERANCE:
@@ -100,7 +99,7 @@ def check_video_seed_determinism(component: Any, env: CheckEnv) -> None:
     a = _canonical(component, env)
     b = _generate(component, env)
     if not (isinstance(a, Video) and isinstance(b, Video)):
-        raise CheckFailed("generate() does not return d2f_core.Video (see video_output_types)")
+        blocked_by("video_output_types", "generate() does not return d2f_core.Video")
     ok, why = arrays_equal(a.frames, b.frames)
     if not ok:
         raise CheckFailed(f"the same image, prompt and seed=0 gave different videos ({why}); seed every "
@@ -152,7 +151,7 @@ def check_video_channel_order(component: Any, env: CheckEnv) -> None:
     skip_if_cap(component, "text_only", "the model ignores the image")
     out = _canonical(component, env)
     if not isinstance(out, Video):
-        raise CheckFailed("generate() does not return d2f_core.Video (see video_output_types)")
+        blocked_by("video_output_types", "generate() does not return d2f_core.Video")
     img = _image(env).astype(np.float64)
     f0 = np.asarray(out.frames[0], np.float64)
     if f0.shape != img.shape:

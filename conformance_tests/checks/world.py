@@ -10,7 +10,8 @@ from d2f_core.types import RGBD, Camera, Observation, Task
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import Check, arrays_equal, call, common_checks, expect_value_error, values_equal
+from .common import (Check, arrays_equal, blocked_by, call, common_checks, expect_value_error, require_cap,
+                     values_equal)
 
 
 def _bounds(component: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -26,7 +27,7 @@ def _good_bounds(component: Any) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = _bounds(component)
     if (lo.ndim != 1 or lo.shape != hi.shape or not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi))
             or np.any(lo >= hi)):
-        raise CheckFailed("action bounds are malformed (see world_action_bounds)")
+        blocked_by("world_action_bounds", "the action bounds are malformed")
     return lo, hi
 
 
@@ -36,6 +37,8 @@ def _observation(obs: Any, what: str) -> Observation:
                           "state, privileged)")
     if not np.all(np.isfinite(obs.joints)):
         raise CheckFailed(f"{what}: Observation.joints holds NaN or inf")
+    if obs.rgbd is not None and not isinstance(obs.rgbd, RGBD):
+        raise CheckFailed(f"{what}: Observation.rgbd is {type(obs.rgbd).__name__}, expected d2f_core.RGBD or None")
     return obs
 
 
@@ -159,6 +162,31 @@ def check_world_task_and_camera(component: Any, env: CheckEnv) -> None:
                           "calibrated d2f_core.Camera render() uses")
 
 
+def check_world_segmentation(component: Any, env: CheckEnv) -> None:
+    require_cap(component, "segmentation", "no simulator masks are offered")
+    if not callable(getattr(component, "object_mask", None)):
+        raise CheckFailed("declares capability 'segmentation' but has no object_mask(name) method; add one returning "
+                          "a bool H x W mask of the named object, or drop the capability")
+    call("reset(0)", component.reset, 0)
+    rgbd = _rgbd(component)
+    task = getattr(component, "task", None)
+    obj = getattr(task, "object", None)
+    if not isinstance(obj, str):
+        blocked_by("world_task_and_camera", "world.task is not a Task")
+    m = call(f"object_mask({obj!r})", component.object_mask, obj)
+    if not isinstance(m, np.ndarray) or m.dtype != np.bool_:
+        raise CheckFailed(f"object_mask({obj!r}) returned {getattr(m, 'dtype', type(m).__name__)}, expected a bool "
+                          "numpy mask: return mask.astype(bool)")
+    if m.shape != rgbd.depth.shape:
+        raise CheckFailed(f"object_mask({obj!r}) has shape {m.shape}, render() images are {rgbd.depth.shape}; return "
+                          "the mask of the camera image")
+    if not m.any():
+        raise CheckFailed(f"object_mask({obj!r}) is empty after reset(0); the task object (world.task.object) must be "
+                          "visible and its name accepted by object_mask")
+    expect_value_error("object_mask(name)", component.object_mask, "no-such-object-xyz", arg="name",
+                       given="an unknown object name", fix="raise ValueError('name: no object ...; known objects: ...')")
+
+
 CHECKS: list[Check] = [
     *common_checks("world"),
     Check("world_action_bounds", "world", check_world_action_bounds,
@@ -175,4 +203,6 @@ CHECKS: list[Check] = [
     Check("world_horizon", "world", check_world_horizon, "horizon is an int > 0"),
     Check("world_task_and_camera", "world", check_world_task_and_camera,
           "world.task is a Task and world.camera a Camera"),
+    Check("world_segmentation", "world", check_world_segmentation,
+          "'segmentation': object_mask(task.object) is a non-empty bool mask of the image; unknown names raise"),
 ]

@@ -12,8 +12,8 @@ Algorithm (per query point, all points at once):
    Refine to sub-pixel precision by a parabola fit of the SSD minimum: the vertex of the
    paraboloid through the minimum and its 8 neighbours (1 px apart), refitted on 3 x 3 samples
    1/2, 1/4, 1/8 and 1/16 px apart around the refined position, each move kept only when it
-   lowers the SSD. This is done from the three lowest integer local minima and from the window
-   centre, and the lowest refined SSD wins. (On smooth, stripe-like texture the SSD has long
+   lowers the SSD. This is done from the three lowest integer local minima and from the
+   previous position itself, and the lowest refined SSD wins. (On smooth, stripe-like texture the SSD has long
    narrow valleys: a single parabola per axis on the 1 px grid is off by up to half a pixel,
    and the lowest integer sample can lie far along the valley from the true minimum.) A
    minimum on the border of the window (motion beyond ``search``) is kept unrefined.
@@ -48,7 +48,7 @@ REFINE_STEPS = (0.5, 0.25, 0.125, 0.0625)
 
 CANDIDATES = 3
 """How many of the lowest integer local minima of the SSD are refined per point and frame (the
-search centre is refined too)."""
+previous position is refined too)."""
 
 
 def luminance(frames: np.ndarray) -> np.ndarray:
@@ -227,14 +227,14 @@ class BlockMatchingTracker:
         """Best sub-pixel match of each template in frame ``t`` within ``search`` pixels of
         ``pos`` (M x 2 pixels).
 
-        SSD at every integer offset of the window, then sub-pixel refinement of the
-        CANDIDATES lowest local minima inside the window and of the window centre (on smooth,
-        stripe-like texture the lowest integer sample can sit far along an SSD valley from the
-        true minimum, with no integer local minimum near it): the vertex
-        of the paraboloid fitted to the minimum and its 8 neighbours at spacing 1 px, then again
-        on 3 x 3 samples at the spacings REFINE_STEPS, keeping a step only when it lowers the
-        SSD. The refined candidate with the lowest SSD wins; a minimum on the border of the
-        window (motion beyond ``search``) is kept unrefined if it is lower still.
+        SSD at every integer offset of the window, then sub-pixel refinement of the CANDIDATES
+        lowest local minima inside the window and of ``pos`` itself (on smooth, stripe-like
+        texture the lowest integer sample can sit far along an SSD valley from the true
+        minimum, with no integer local minimum near it): the vertex of the paraboloid fitted to
+        the minimum and its 8 neighbours at spacing 1 px, then again on 3 x 3 samples at the
+        spacings REFINE_STEPS, keeping a step only when it lowers the SSD. The refined candidate
+        with the lowest SSD wins; a minimum on the border of the window (motion beyond
+        ``search``) is kept unrefined if it is lower still.
         Returns the matched positions (M x 2) and whether each match is good enough (M,).
         """
         p, s = self.patch, self.search
@@ -260,33 +260,33 @@ class BlockMatchingTracker:
         score = np.where(local, ssd, np.inf).reshape(m, -1)
         k = min(CANDIDATES, S * S)
         order = np.argsort(score, axis=1, kind="stable")[:, :k]                # M x k
-        valid = np.isfinite(np.take_along_axis(score, order, axis=1))
-        # plus the window centre (no motion since the last good match), always interior
-        order = np.concatenate([order, np.full((m, 1), s * S + s)], axis=1)
-        valid = np.concatenate([valid, np.ones((m, 1), bool)], axis=1)
-        k += 1
-        pi, pk = np.nonzero(valid)
-        if pi.size:
-            cy, cx = np.divmod(order[pi, pk], S)
-            g = np.arange(-1, 2)
-            grid = np.stack(np.meshgrid(g, g), axis=-1).reshape(9, 2).astype(np.float64)  # (x, y)
-            cpos = centre[pi] + np.stack([cx - s, cy - s], axis=1).astype(np.float64)
-            ccost = ssd[pi, cy, cx]
-            F = ssd[pi[:, None, None], cy[:, None, None] + g[None, :, None],
-                    cx[:, None, None] + g[None, None, :]].reshape(-1, 9)                 # rows y, cols x
-            ct, ctm = t[pi], template[pi]
-            cpos, ccost = self._descend(Y, ct, cpos, ccost, ctm, F, grid, 1.0)
-            for h in REFINE_STEPS:
-                F = self._ssd(Y, ct, cpos[:, None, :] + h * grid[None], ctm)
-                cpos, ccost = self._descend(Y, ct, cpos, ccost, ctm, F, grid, h)
-            # per point, the lowest refined candidate (ties: lower rank first)
-            cost_mk = np.full((m, k), np.inf)
-            cost_mk[pi, pk] = ccost
-            pos_mk = np.zeros((m, k, 2))
-            pos_mk[pi, pk] = cpos
-            j = cost_mk.argmin(axis=1)
-            better = cost_mk[rows, j] <= best
-            found = np.where(better[:, None], pos_mk[rows, j], found)
-            best = np.where(better, cost_mk[rows, j], best)
+        pi, pk = np.nonzero(np.isfinite(np.take_along_axis(score, order, axis=1)))
+        cy, cx = np.divmod(order[pi, pk], S)
+        g = np.arange(-1, 2)
+        grid = np.stack(np.meshgrid(g, g), axis=-1).reshape(9, 2).astype(np.float64)  # (x, y)
+        F_int = ssd[pi[:, None, None], cy[:, None, None] + g[None, :, None],
+                    cx[:, None, None] + g[None, None, :]].reshape(-1, 9)               # rows y, cols x
+        # plus the previous position itself (no motion since the last good match)
+        F_prev = self._ssd(Y, t, pos[:, None, :] + grid[None], template)
+        pi = np.concatenate([pi, rows])
+        pk = np.concatenate([pk, np.full(m, k)])
+        cpos = np.concatenate([centre[pi[:pi.size - m]]
+                               + np.stack([cx - s, cy - s], axis=1).astype(np.float64), pos])
+        ccost = np.concatenate([ssd[pi[:pi.size - m], cy, cx], F_prev[:, 4]])
+        F = np.concatenate([F_int, F_prev])
+        ct, ctm = t[pi], template[pi]
+        cpos, ccost = self._descend(Y, ct, cpos, ccost, ctm, F, grid, 1.0)
+        for h in REFINE_STEPS:
+            F = self._ssd(Y, ct, cpos[:, None, :] + h * grid[None], ctm)
+            cpos, ccost = self._descend(Y, ct, cpos, ccost, ctm, F, grid, h)
+        # per point, the lowest refined candidate (ties: lower rank first)
+        cost_mk = np.full((m, k + 1), np.inf)
+        cost_mk[pi, pk] = ccost
+        pos_mk = np.zeros((m, k + 1, 2))
+        pos_mk[pi, pk] = cpos
+        j = cost_mk.argmin(axis=1)
+        better = cost_mk[rows, j] <= best
+        found = np.where(better[:, None], pos_mk[rows, j], found)
+        best = np.where(better, cost_mk[rows, j], best)
         matched = best <= self.max_ssd_ratio * energy
         return found, matched
