@@ -182,8 +182,9 @@ def all_passed(results: Iterable[CheckResult]) -> bool:
     return not any(r.status == "failed" for r in results)
 
 
-def format_results(results: Iterable[CheckResult], *, width: int = 100) -> str:
-    """A plain-text table (plugin, kind, check, status, seconds), failure/skip reasons indented below."""
+def format_results(results: Iterable[CheckResult], *, width: int = 100, summary: bool = True) -> str:
+    """A plain-text table (plugin, kind, check, status, seconds), failure/skip reasons indented below,
+    and (``summary``) a closing "N passed, N failed, N skipped" line."""
     results = list(results)
     if not results:
         return "no checks ran"
@@ -199,5 +200,6 @@ def format_results(results: Iterable[CheckResult], *, width: int = 100) -> str:
         if r.message and r.status != "passed":
             lines += textwrap.wrap(r.message, width=width, initial_indent="    -> ", subsequent_indent="       ")
     n = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
-    lines.append(f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped")
+    if summary:
+        lines.append(f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped")
     return "\n".join(lines)

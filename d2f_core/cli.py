@@ -100,10 +100,11 @@ def check(names: Optional[List[str]] = typer.Argument(None, help="plugin names (
     else:
         shown = results if verbose else [r for r in results if r.status != "passed"]
         if shown:
-            _console().print(format_results(shown), markup=False)
+            _console().print(format_results(shown, summary=False), markup=False)
         n_pass = sum(r.status == "passed" for r in results)
         n_skip = sum(r.status == "skipped" for r in results)
-        _console().print(f"{len(names)} plugin(s): {n_pass} passed, {len(failed)} failed, {n_skip} skipped")
+        _console().print(f"checked {len(names)} plugin name(s): {', '.join(names)}", markup=False)
+        _console().print(f"conformance: {n_pass} passed, {len(failed)} failed, {n_skip} skipped", markup=False)
     if failed:
         raise typer.Exit(1)
 

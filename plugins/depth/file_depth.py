@@ -106,6 +106,8 @@ class FileDepthEstimator:
             raise DataError(f"depth file not found: {self.path} (depth.options.path); give an existing "
                             ".npy, .npz or .pt file")
         self.metric = bool(metric)
+        if self.metric:  # this instance returns metres: declare it, so conformance holds it to that
+            self.capabilities = FileDepthEstimator.capabilities | {"metric_depth"}
         self._cache: np.ndarray | None = None
 
     def _load(self) -> np.ndarray:
