@@ -467,7 +467,7 @@ def test_manifests():
         if m.check_options is None:  # no file to prepare: builds with default options
             assert reg.create(kind, name).name == name
     assert reg.get("video", "file").manifest.extra == "io"
-    assert set(reg.get("video", "file").manifest.requires) == {"imageio", "PIL"}
+    assert reg.get("video", "file").manifest.requires == () and reg.get("video", "file").manifest.extra == "io"
 
 
 def test_check_options_reproduce_the_scene(tmp_path, scene):
@@ -483,3 +483,36 @@ def test_check_options_reproduce_the_scene(tmp_path, scene):
     assert dv.metric
     seg = reg.create("segmenter", "file", reg.get("segmenter", "file").manifest.check_options(env))
     np.testing.assert_array_equal(seg.segment(scene.rgbd.rgb, scene.task.object), scene.mask)
+
+
+def test_playback_without_the_io_extra(tmp_path):
+    """A bare install (no Pillow/imageio) plays .npz videos and .npy masks; other formats name the extra."""
+    import subprocess
+    import sys
+    frames = np.random.default_rng(0).integers(0, 255, (3, 8, 10, 3), dtype=np.uint8)
+    np.savez(tmp_path / "v.npz", frames=frames)
+    np.save(tmp_path / "m.npy", np.eye(8, 10, dtype=bool))
+    (tmp_path / "v.mp4").write_bytes(b"")
+    code = f"""
+import sys
+for m in ("PIL", "imageio", "imageio_ffmpeg"):
+    sys.modules[m] = None  # make the io extra absent
+import numpy as np
+from d2f_core.registry import get_registry
+reg = get_registry()
+rows = {{(r["kind"], r["name"]): r["status"] for r in reg.rows()}}
+assert rows[("video", "file")] == "ok" and rows[("segmenter", "file")] == "ok", rows
+v = reg.create("video", "file", {{"path": r"{tmp_path / 'v.npz'}"}}).generate(np.zeros((8, 10, 3), np.uint8), "x")
+assert v.num_frames == 3
+m = reg.create("segmenter", "file", {{"path": r"{tmp_path / 'm.npy'}"}}).segment(np.zeros((8, 10, 3), np.uint8), "x")
+assert m.sum() == 8
+try:
+    reg.create("video", "file", {{"path": r"{tmp_path / 'v.mp4'}"}}).generate(np.zeros((8, 10, 3), np.uint8), "x")
+except ValueError as e:
+    assert "pip install 'dream2flow[io]'" in str(e), e
+else:
+    raise AssertionError("mp4 without imageio did not fail")
+print("ok")
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr

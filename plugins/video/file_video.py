@@ -336,7 +336,7 @@ def _check_options(env: Any) -> dict[str, Any]:
 def d2f_register(register):
     register(Manifest(
         name="file", kind="video", factory=_factory, options_model=FileVideoOptions,
-        capabilities=FileVideoModel.capabilities, stand_in=True, extra="io", requires=("imageio", "PIL"),
+        capabilities=FileVideoModel.capabilities, stand_in=True, extra="io",  # npy/npz need nothing; mp4/gif/PNG say to install the io extra
         description="plays back a video file (mp4/gif/PNG folder/npy) as the generated video",
         verified="round trips of mp4 (tolerance), gif, PNG folder and npy in tests",
         check_options=_check_options))
