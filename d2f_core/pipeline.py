@@ -181,34 +181,23 @@ class Run:
                 absent = [k for k in stage.needs if not self._available(k)]
                 self.stages[stage.name] = {"status": "skipped", "reason": f"no {', '.join(absent)} configured"}
                 continue
-            if stage.name == "observe" or all(dep in self.artifacts for dep in _DEPENDS.get(stage.name, ())):
-                self._run_stage(stage)
-            else:
-                lacking = [d for d in _DEPENDS[stage.name] if d not in self.artifacts]
+            lacking = [d for d in _DEPENDS.get(stage.name, ()) if d not in self.artifacts]
+            if lacking:
                 self.stages[stage.name] = {"status": "skipped", "reason": f"needs {', '.join(lacking)}"}
+            else:
+                self._run_stage(stage)
         if self.result["stopped_at"] is None and "execute" not in self.artifacts:
-            done = self.result["completed"]
-            self.result["message"] = (f"ran stages {', '.join(done) or 'none'}; the config acts in no world"
-                                      if self.config.world is None or self.config.solver is None
-                                      else self.result["message"])
+            done = ", ".join(self.result["completed"]) or "none"
+            self.result["message"] = f"ran stages {done}; nothing acted (no solver or embodiment configured)"
         self._write_result()
         return self.result
 
     def _stage_kinds(self, stage: Stage) -> list[str]:
-        """Component kinds a stage builds (the world needs its embodiment)."""
-        out: list[str] = []
-        for k in stage.needs:
-            if k == "observe_source":
-                out += [] if self.config.world is None else ["world", "embodiment"]
-            else:
-                out.append(k)
-        if "world" in out and "embodiment" not in out:
-            out.append("embodiment")
-        return [k for k in out if self.config.component(k) is not None]
+        """Configured component kinds a stage builds (a world needs its embodiment)."""
+        out = list(stage.needs) + (["embodiment"] if "world" in stage.needs else [])
+        return [k for k in dict.fromkeys(out) if self.config.component(k) is not None]
 
     def _available(self, kind: str) -> bool:
-        if kind == "observe_source":
-            return self.config.world is not None or self.config.scene is not None
         return self.config.component(kind) is not None
 
     def _key(self, stage: Stage) -> str:
@@ -315,9 +304,6 @@ def _json_default(o: Any) -> Any:
 
 def _observe(run: Run) -> Observation:
     world = run.component("world")
-    if world is None:
-        raise DataError("observe: a scene folder source arrives with `d2f flow extract --scene`; "
-                        "configure a world for `d2f run`")
     obs = world.reset(run.seed)
     if not isinstance(obs, Observation):
         raise DataError(f"world.reset returned {type(obs).__name__}, expected d2f_core.Observation")
@@ -539,7 +525,7 @@ _DEPENDS: dict[str, tuple[str, ...]] = {
 }
 
 STAGES: list[Stage] = [
-    Stage("observe", ("observe_source",), _observe, _save_observe, inputs=("world", "embodiment", "scene")),
+    Stage("observe", ("world",), _observe, _save_observe, inputs=("world", "embodiment", "scene")),
     Stage("video", ("video",), _video, _save_video, _load_video,
           inputs=("task", "flow.num_frames", "flow.prompt_template")),
     Stage("hands", ("hand",), _hands, _save_hands, _load_hands),
