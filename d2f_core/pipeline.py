@@ -43,7 +43,7 @@ from .flow.lifting import lift_tracks
 from .flow.sampling import sample_object_points
 from .protocols import KINDS, Problem
 from .registry import BuildContext, PluginError, Registry, get_registry
-from .types import (RGBD, Camera, DataError, DepthVideo, Grasp, HandTrack, ObjectFlow, Observation,
+from .types import (RGBD, DataError, DepthVideo, Grasp, HandTrack, ObjectFlow, Observation,
                     Task, Tracks2D, Video)
 
 

@@ -7,7 +7,6 @@ scripted push (files played back by the `file` plugins: stand-ins), the actions 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

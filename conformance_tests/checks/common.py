@@ -126,6 +126,14 @@ def as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def require_same(a: Any, b: Any, inputs: str, field: str, *, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """Fail unless two outputs of one call on the same ``inputs`` agree (the determinism checks)."""
+    ok, why = arrays_equal(a, b, rtol=rtol, atol=atol)
+    if not ok:
+        raise CheckFailed(f"the same {inputs} gave different {field} ({why}); seed or remove random sources "
+                          "and put the model in eval mode (no dropout)")
+
+
 def arrays_equal(a: Any, b: Any, *, rtol: float = 0.0, atol: float = 0.0) -> tuple[bool, str]:
     """(equal, why not). NaN == NaN. Shapes and dtypes must match."""
     a, b = np.asarray(a), np.asarray(b)

@@ -10,7 +10,7 @@ from d2f_core.types import DepthVideo
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error,
+from .common import (Check, require_same, blocked_by, cached, call, common_checks, expect_value_error,
                      model_input_check, require_cap, skip_if_cap, Snapshot, writable_video)
 
 
@@ -78,10 +78,7 @@ def check_depth_determinism(component: Any, env: CheckEnv) -> None:
     b = _estimate(component, env)
     if not isinstance(b, DepthVideo):
         raise CheckFailed(f"estimate() returned {type(b).__name__} on the second call")
-    ok, why = arrays_equal(a.depth, b.depth, rtol=1e-5, atol=1e-6)
-    if not ok:
-        raise CheckFailed(f"the same video gave different depth ({why}); seed or remove random sources and "
-                          "put the model in eval mode (no dropout)")
+    require_same(a.depth, b.depth, "video", "depth")
 
 
 def check_depth_rejects_malformed_input(component: Any, env: CheckEnv) -> None:

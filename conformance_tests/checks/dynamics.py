@@ -8,7 +8,7 @@ import numpy as np
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import Check, Snapshot, blocked_by, arrays_equal, call, common_checks, expect_value_error, skip_if_cap
+from .common import Check, Snapshot, require_same, blocked_by, arrays_equal, call, common_checks, expect_value_error, skip_if_cap
 
 BATCH = 4
 ACTION_SCALE = 0.05  # actions are drawn uniformly in +-ACTION_SCALE (metres for displacement-like actions)
@@ -81,10 +81,7 @@ def check_dynamics_determinism(component: Any, env: CheckEnv) -> None:
     skip_if_cap(component, "api", "a remote service need not be reproducible")
     pts, acts = _points(env), _actions(component)
     a, b = _predict(component, pts, acts), _predict(component, pts, acts)
-    ok, why = arrays_equal(a, b, rtol=1e-5, atol=1e-6)
-    if not ok:
-        raise CheckFailed(f"the same points and actions gave different predictions ({why}); seed or remove "
-                          "random sources and put the model in eval mode")
+    require_same(a, b, "points and actions", "predictions")
 
 
 def check_dynamics_rejects_malformed_input(component: Any, env: CheckEnv) -> None:

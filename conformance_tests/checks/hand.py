@@ -10,7 +10,7 @@ from d2f_core.types import HandTrack
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error,
+from .common import (Check, require_same, blocked_by, cached, call, common_checks, expect_value_error,
                      has_cap, skip_if_cap, Snapshot, writable_video)
 
 
@@ -53,10 +53,7 @@ def check_hand_determinism(component: Any, env: CheckEnv) -> None:
     if not (isinstance(a, HandTrack) and isinstance(b, HandTrack)):
         blocked_by("hand_output_types", "detect() does not return d2f_core.HandTrack")
     for f in ("keypoints", "present"):
-        ok, why = arrays_equal(getattr(a, f), getattr(b, f), rtol=1e-5, atol=1e-4)
-        if not ok:
-            raise CheckFailed(f"the same video gave different HandTrack.{f} ({why}); seed or remove random "
-                              "sources and put the model in eval mode")
+        require_same(getattr(a, f), getattr(b, f), "video", f"HandTrack.{f}", atol=1e-4)
 
 
 def check_hand_no_input_mutation(component: Any, env: CheckEnv) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error,
+from .common import (Check, require_same, blocked_by, cached, call, common_checks, expect_value_error,
                      has_cap, model_input_check, skip_if_cap, Snapshot)
 
 
@@ -108,10 +108,7 @@ def check_segment_determinism(component: Any, env: CheckEnv) -> None:
     skip_if_cap(component, "api", "a remote service need not be reproducible")
     a = _mask(component, env)
     b = _segment(component, env)
-    ok, why = arrays_equal(a, np.asarray(b))
-    if not ok:
-        raise CheckFailed(f"the same image and text gave different masks ({why}); seed or remove random "
-                          "sources and put the model in eval mode")
+    require_same(a, np.asarray(b), "image and text", "masks")
 
 
 def check_segment_point_prompts(component: Any, env: CheckEnv) -> None:

@@ -10,7 +10,7 @@ from d2f_core.types import Tracks2D, Video
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv, channel_order_video
-from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error,
+from .common import (Check, require_same, blocked_by, cached, call, common_checks, expect_value_error,
                      has_cap, model_input_check, skip_if_cap, Snapshot, writable_video)
 
 QUERY_TOLERANCE_PX = 0.5
@@ -203,10 +203,7 @@ def check_tracker_determinism(component: Any, env: CheckEnv) -> None:
     if not isinstance(b, Tracks2D):
         raise CheckFailed(f"track() returned {type(b).__name__} on the second call")
     for f in ("xy", "visible"):
-        ok, why = arrays_equal(getattr(a, f), getattr(b, f), rtol=1e-5, atol=1e-4)
-        if not ok:
-            raise CheckFailed(f"the same video and queries gave different Tracks2D.{f} ({why}); seed or remove "
-                              "random sources and put the model in eval mode")
+        require_same(getattr(a, f), getattr(b, f), "video and queries", f"Tracks2D.{f}", atol=1e-4)
 
 
 def check_tracker_rejects_malformed_input(component: Any, env: CheckEnv) -> None:
