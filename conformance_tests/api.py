@@ -171,7 +171,13 @@ def check_plugin(name: str, kind: str | None = None, *, options: Mapping[str, An
                 results.append(build_result("failed", f"could not build {m.kind} plugin {m.name!r}: "
                                                       f"{type(e).__name__}: {e}"))
                 continue
-            results.extend(check_component(component, m.kind, env=env, plugin=m.name, only=only, skip=skip))
+            declared = dict(getattr(m, "check_skip", None) or {})
+            own = [c for c in _select(m.kind, only, skip) if c.name in declared]
+            for c in own:
+                results.append(CheckResult(check=c.name, kind=m.kind, plugin=m.name, status="skipped",
+                                           message=f"declared by the plugin: {declared[c.name]}", seconds=0.0))
+            results.extend(check_component(component, m.kind, env=env, plugin=m.name, only=only,
+                                           skip=list(skip or ()) + [c.name for c in own]))
         finally:
             shutil.rmtree(env.tmp_dir, ignore_errors=True)
     return results

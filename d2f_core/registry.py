@@ -73,6 +73,9 @@ class Manifest:
         check_options: options ``d2f check`` builds it with (e.g. a tiny model path), or a callable
             ``(env) -> dict`` that prepares them; ``env`` is a ``d2f_conformance.CheckEnv`` with a
             temp folder (``env.tmp_dir``) and the inputs the checks will feed (``env.scene``).
+        check_skip: checks ``d2f check`` reports as skipped for this plugin, name -> why (e.g. the
+            accuracy checks of an adapter checked on a random-weight model). Contract checks
+            (types, shapes, value conventions) should never be listed here.
         api_version: the core API version it was written for.
     """
 
@@ -89,6 +92,7 @@ class Manifest:
     stand_in: bool = False
     verified: str = ""
     check_options: Any = None
+    check_skip: Mapping[str, str] = field(default_factory=dict)
     api_version: int = CORE_API_VERSION
 
     def __post_init__(self) -> None:

@@ -1,0 +1,1 @@
+"""robosuite / MuJoCo worlds (issue 4)."""
