@@ -8,7 +8,7 @@ from __future__ import annotations
 from .hookspecs import hookimpl
 from .protocols import KINDS, IKResult, ModelInputSpec, Policy, Problem
 from .registry import CORE_API_VERSION, BuildContext, Manifest, get_registry
-from .types import (RGBD, Alignment, Camera, DataError, DepthVideo, Grasp, HandTrack,
+from .types import (RGBD, Alignment, Camera, DataError, DepthVideo, Framing, Grasp, HandTrack,
                     JointTrajectory, ObjectFlow, Observation, Task, Tracks2D, Video)
 
 __version__ = "0.1.0"
@@ -16,6 +16,6 @@ __version__ = "0.1.0"
 __all__ = [
     "hookimpl", "KINDS", "IKResult", "ModelInputSpec", "Policy", "Problem", "CORE_API_VERSION",
     "BuildContext", "Manifest", "get_registry", "RGBD", "Alignment", "Camera", "DataError",
-    "DepthVideo", "Grasp", "HandTrack", "JointTrajectory", "ObjectFlow", "Observation", "Task",
+    "DepthVideo", "Framing", "Grasp", "HandTrack", "JointTrajectory", "ObjectFlow", "Observation", "Task",
     "Tracks2D", "Video", "__version__",
 ]

@@ -5,6 +5,9 @@ Commands (names and options are contracts; users and acceptance tests call them)
   d2f check [NAME...] [--json]             run the conformance suite on plugins
   d2f run CONFIG [--seed N] [--out DIR] [--set key=value ...]
   d2f demo [--out DIR] [--seed N]          run configs/demo.yaml
+  d2f flow extract --scene DIR [--config FILE] [--set key=value ...] --out FLOW.npz [--camera NAME]
+  d2f world show TASK --embodiment NAME --out FILE.png
+  d2f world oracle TASK --out DIR
 
 Errors are one line naming the problem and the fix (exit code 2 for bad input, 1 for failures);
 set D2F_DEBUG=1 for tracebacks.
@@ -164,6 +167,53 @@ def demo(out: Optional[Path] = typer.Option(None, "--out", help="run folder (def
         _fail(str(e), code=1)
     if result.get("stopped_at") or result.get("success") is False:
         raise typer.Exit(1)
+
+
+flow_app = typer.Typer(add_completion=False, no_args_is_help=True, help="3D object flow from a scene folder.")
+app.add_typer(flow_app, name="flow")
+
+
+@flow_app.command("extract")
+def flow_extract(
+        scene: Path = typer.Option(..., "--scene", help="scene folder: camera_rgb.png, initial_depth.npy, "
+                                   "camera_calibration_info.json, scene_data.yaml [, rgb.mp4, depth_frames.npy, mask.png]"),
+        out: Path = typer.Option(..., "--out", help="output flow .npz (quality report, pictures and the "
+                                 "run folder are written beside it)"),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML config (video/depth/segmenter/"
+                                              "tracker plugins, flow options)"),
+        overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. tracker.plugin=cotracker3"),
+        camera: Optional[str] = typer.Option(None, "--camera", help="camera name when the calibration has several")) -> None:
+    """Extract 3D object flow (T x N x 3, metres, world frame) from a scene folder."""
+    from .flow.extract import extract
+    from .observers import RichProgress
+    observer = RichProgress(_console(stderr=True))
+    try:
+        result = extract(scene, out, config=config, overrides=overrides or [], camera=camera,
+                         observers=[observer])
+    except _known_errors() as e:
+        observer._stop_status()
+        _fail(str(e), code=1 if type(e).__name__ == "StageError" else 2)
+    except (ValueError, OSError) as e:  # anything else a bad scene can raise: still one line
+        observer._stop_status()
+        _fail(f"{type(e).__name__}: {e}")
+    c = _console()
+    for s in result.get("stand_ins", []):
+        c.print(f"stand-in: {s['kind']} = {s['plugin']} ({s['what']})")
+    for name, path in result["outputs"].items():
+        c.print(f"{name}: {path}")
+
+
+def _add_world_commands() -> None:
+    try:
+        from .cli_world import app as world_app
+    except ModuleNotFoundError as e:  # the world commands arrive with the simulated worlds
+        if e.name != f"{__package__}.cli_world":
+            raise
+        return
+    app.add_typer(world_app, name="world")
+
+
+_add_world_commands()
 
 
 def main() -> None:

@@ -50,6 +50,29 @@ class FlowConfig(_Strict):
     erode_px: int = Field(2, ge=0, description="mask erosion before sampling, pixels")
     align: Literal["scale_shift", "scale"] = Field("scale_shift", description="depth alignment model")
     movable_threshold_px: float = Field(1.0, ge=0, description="mean motion (px/frame) of movable tracks")
+    movable_filter: bool = Field(True, description="keep only the moving part of the object (paper §4.5)")
+    movable_min_static: float = Field(0.1, ge=0, le=1, description="fraction of static tracks from which "
+                                      "the object counts as having a movable part (re-prompt or filter)")
+    video_framing: Literal["stretch", "crop", "pad"] = Field(
+        "stretch", description="how the camera image was fitted into a video of another size, when the "
+        "video plugin does not say (stretch = resized, what diffusers' Wan pipeline does)")
+    background_points: int = Field(256, ge=0, description="background tracks for the camera-motion check")
+    quality: "QualityConfig" = Field(default_factory=lambda: QualityConfig())
+    pictures: bool = Field(True, description="write the flow overlay video and the 3D plot")
+    rerun: bool = Field(False, description="also write a Rerun recording flow.rrd (extra viz)")
+
+
+class QualityConfig(_Strict):
+    """Thresholds of the flow quality report (each exceeded one is a warning, not an error)."""
+
+    camera_motion_px: float = Field(2.0, gt=0, description="background drift that means a moving camera (px)")
+    min_final_visible: float = Field(0.5, ge=0, le=1, description="final visible fraction below which the "
+                                     "object left the view")
+    max_lost_fraction: float = Field(0.3, ge=0, le=1, description="fraction of points lost for good flagged")
+    rigidity_m: float = Field(0.02, gt=0, description="rigid-fit residual flagged for rigid objects (m)")
+
+
+FlowConfig.model_rebuild()
 
 
 class GraspConfig(_Strict):
@@ -69,6 +92,7 @@ class RunConfig(_Strict):
     seed: int = Field(0, description="seed for the world, the video model and the solver")
     task: TaskConfig | None = None
     scene: str | None = Field(None, description="scene folder (official layout) instead of a world")
+    scene_camera: str | None = Field(None, description="camera name in the scene's calibration file")
     world: ComponentConfig | None = None
     embodiment: ComponentConfig | None = None
     video: ComponentConfig | None = None

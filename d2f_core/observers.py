@@ -47,6 +47,9 @@ class RichProgress:
 
     @hookimpl
     def d2f_stage_progress(self, run, stage, done, total, message):
+        if stage == "warning":
+            self.console.print(f"[yellow]! {message}[/]", markup=True, highlight=False)
+            return
         if self._status is not None:
             frac = f" {done}/{total}" if total else f" {done}"
             self._status.update(f"[bold]{stage}[/]{frac} {message}")
@@ -76,6 +79,9 @@ class RichProgress:
             c.print(f"[dim]stand-in: {s['kind']} = {s['plugin']} ({s['what']})[/]")
         if result.get("success") is not None:
             c.print(f"[bold]success: {result['success']}[/]")
+        pics = result.get("pictures") or {}
+        if pics:
+            c.print("pictures: " + ", ".join(f"{Path(out) / p}" for p in pics.values()))
         c.print(f"run folder: {out}  (result.json, config.yaml, manifest.json"
                 f"{', flow.npz' if (Path(out) / 'flow.npz').exists() else ''}"
                 f"{', rollout.mp4' if (Path(out) / 'rollout.mp4').exists() else ''})")

@@ -40,10 +40,10 @@ from . import __version__
 from .config import RunConfig
 from .flow.align import apply_alignment, fit_scale_shift
 from .flow.lifting import lift_tracks
-from .flow.sampling import sample_object_points
+from .flow.sampling import erode, farthest_point_sampling, sample_object_points
 from .protocols import KINDS, Problem
 from .registry import BuildContext, PluginError, Registry, get_registry
-from .types import (RGBD, DataError, DepthVideo, Grasp, HandTrack, ObjectFlow, Observation,
+from .types import (RGBD, DataError, DepthVideo, Framing, Grasp, HandTrack, ObjectFlow, Observation,
                     Task, Tracks2D, Video)
 
 
@@ -84,11 +84,31 @@ class Run:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
     _keys: dict[str, str] = field(default_factory=dict)
+    scene: Any = None
+    """The loaded scene folder (:class:`d2f_core.flow.scene.Scene`) when ``config.scene`` is set."""
+    video_framing: Framing | None = None
+    """How the camera image sat in the video model's frames, when they had another size."""
+    quality: dict[str, Any] | None = None
+    """The flow quality report (also written to flow.quality.json)."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
         if self.seed is None:
             self.seed = self.config.seed
+        if self.config.scene is not None and self.scene is None:
+            from .flow.scene import load_scene
+            self.scene = load_scene(self.config.scene, self.config.scene_camera)
+
+    def warn(self, message: str) -> None:
+        """Record a warning in result.json (and show it through the progress observers)."""
+        warnings = self.result.setdefault("warnings", [])
+        if message not in warnings:
+            warnings.append(message)
+            self._notify("d2f_stage_progress", stage="warning", done=0, total=None, message=message)
+
+    def provided_by_scene(self, kind: str) -> bool:
+        """Whether the scene folder stands in for this component (rgb.mp4, depth_frames.npy, mask.png)."""
+        return self.scene is not None and kind in self.scene.provided()
 
     # ------------------------------------------------------------------ components
     def component(self, kind: str) -> Any:
@@ -118,7 +138,7 @@ class Run:
         missing = []
         for kind in KINDS:
             cfg = self.config.component(kind)
-            if cfg is None:
+            if cfg is None or self.provided_by_scene(kind):
                 continue
             try:
                 entry = self.registry.get(kind, cfg.plugin, where=f"{kind}.plugin")
@@ -136,6 +156,8 @@ class Run:
     def task(self) -> Task:
         if self.config.task is not None:
             return Task(instruction=self.config.task.instruction, object=self.config.task.object)
+        if self.scene is not None:
+            return Task(instruction=self.scene.instruction, object=self.scene.object_name)
         world = self.component("world")
         if world is not None:
             return world.task
@@ -159,9 +181,6 @@ class Run:
         if self.config.world is None and self.config.scene is None:
             raise DataError("config: nothing to observe: add a world (world: {plugin: ...}) "
                             "or a scene folder (scene: DIR); `d2f plugins --kind world` lists worlds")
-        if self.config.world is None:
-            raise DataError("config: scene folders are read by `d2f flow extract --scene DIR`; "
-                            "`d2f run` needs a world (world: {plugin: ...})")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         missing = self.check_config()
         self._write_header()
@@ -177,8 +196,8 @@ class Run:
                 self.result["message"] = (f"stopped before stage {stage.name!r}: plugin(s) {names} "
                                           "not installed or unavailable here (`d2f plugins` says why)")
                 break
-            if not all(self._available(kind) for kind in stage.needs):
-                absent = [k for k in stage.needs if not self._available(k)]
+            if not all(self._available(kind, stage) for kind in stage.needs):
+                absent = [k for k in stage.needs if not self._available(k, stage)]
                 self.stages[stage.name] = {"status": "skipped", "reason": f"no {', '.join(absent)} configured"}
                 continue
             lacking = [d for d in _DEPENDS.get(stage.name, ()) if d not in self.artifacts]
@@ -195,10 +214,15 @@ class Run:
     def _stage_kinds(self, stage: Stage) -> list[str]:
         """Configured component kinds a stage builds (a world needs its embodiment)."""
         out = list(stage.needs) + (["embodiment"] if "world" in stage.needs else [])
-        return [k for k in dict.fromkeys(out) if self.config.component(k) is not None]
+        if self.scene is not None and stage.name == "observe":
+            return []
+        return [k for k in dict.fromkeys(out) if self.config.component(k) is not None
+                and not self.provided_by_scene(k)]
 
-    def _available(self, kind: str) -> bool:
-        return self.config.component(kind) is not None
+    def _available(self, kind: str, stage: Stage | None = None) -> bool:
+        if self.config.component(kind) is not None or self.provided_by_scene(kind):
+            return True
+        return kind == "world" and stage is not None and stage.name == "observe" and self.scene is not None
 
     def _key(self, stage: Stage) -> str:
         parts: dict[str, Any] = {"stage": stage.name, "seed": self.seed, "core": __version__}
@@ -210,6 +234,8 @@ class Run:
             for attr in section.split("."):
                 value = getattr(value, attr, None)
             parts[section] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        if stage.name == "observe" and self.scene is not None:
+            parts["scene"] = self.scene.fingerprint()
         parts["upstream"] = dict(self._keys)  # every stage that ran before this one
         return _hash(parts)
 
@@ -263,8 +289,13 @@ class Run:
                 m = self.registry.get(kind, cfg.plugin).manifest
             except PluginError:
                 continue
+            if self.provided_by_scene(kind):
+                continue
             if m.stand_in or "stand_in" in m.capabilities:
                 out.append({"kind": kind, "plugin": m.name, "what": m.description})
+        if self.scene is not None:
+            for kind, fname in self.scene.provided().items():
+                out.append({"kind": kind, "plugin": "scene", "what": f"{fname} from the scene folder {self.scene.path}"})
         return out
 
     def _write_header(self) -> None:
@@ -303,6 +334,8 @@ def _json_default(o: Any) -> Any:
 
 
 def _observe(run: Run) -> Observation:
+    if run.scene is not None:
+        return Observation(rgbd=run.scene.rgbd, joints=np.zeros(0))
     world = run.component("world")
     obs = world.reset(run.seed)
     if not isinstance(obs, Observation):
@@ -318,39 +351,82 @@ def _save_observe(run: Run, obs: Observation) -> None:
 
 
 def _video(run: Run) -> Video:
-    model = run.component("video")
     obs: Observation = run.artifacts["observe"]
-    prompt = run.config.flow.prompt_template.format(task=run.task.instruction)
-    video = model.generate(obs.rgbd.rgb, prompt, num_frames=run.config.flow.num_frames, seed=run.seed)
-    if not isinstance(video, Video):
-        raise DataError(f"video plugin returned {type(video).__name__}, expected d2f_core.Video")
     cam = obs.rgbd.camera
-    if (video.width, video.height) != (cam.width, cam.height):
-        raise DataError(f"video: frames are {video.width}x{video.height} but the camera image is "
-                        f"{cam.width}x{cam.height}; generate at the camera's resolution "
-                        "(resolution handling arrives with flow extraction)")
-    return video
+    if run.provided_by_scene("video"):
+        video = run.scene.video
+    else:
+        model = run.component("video")
+        prompt = run.config.flow.prompt_template.format(task=run.task.instruction)
+        video = model.generate(obs.rgbd.rgb, prompt, num_frames=run.config.flow.num_frames, seed=run.seed)
+        if not isinstance(video, Video):
+            raise DataError(f"video plugin returned {type(video).__name__}, expected d2f_core.Video")
+    run.video_framing = None
+    if (video.width, video.height) == (cam.width, cam.height):
+        return video
+    # Resolution handling: back into camera pixels, so K and T_world_cam stay exact downstream.
+    from .flow.resolution import framing_for, frames_to_camera
+    framing = video.framing
+    if framing is None:
+        framing = framing_for(cam.width, cam.height, video.width, video.height, run.config.flow.video_framing)
+        run.warn(f"video: {video.width}x{video.height} frames for a {cam.width}x{cam.height} camera and the "
+                 f"video plugin did not say how it framed the image; assumed flow.video_framing="
+                 f"{run.config.flow.video_framing!r}")
+    elif (framing.width, framing.height) != (video.width, video.height):
+        raise DataError(f"video: frames are {video.width}x{video.height} but the plugin's framing describes "
+                        f"{framing.width}x{framing.height} frames")
+    np.savez_compressed(run.out_dir / "video_native.npz", frames=video.frames, fps=video.fps)
+    frames, covered = frames_to_camera(video.frames, framing, cam.width, cam.height)
+    run.video_framing = framing
+    run.result["video_framing"] = {**framing.to_json(), "native_size": [video.width, video.height],
+                                   "camera_covered_fraction": round(float(covered.mean()), 4)}
+    if not covered.all():
+        run.warn(f"video: the model's frames cover {covered.mean():.0%} of the camera image "
+                 f"({framing.mode} framing); points outside are not tracked reliably")
+    return Video(frames=frames, fps=video.fps, model=video.model, prompt=video.prompt, seed=video.seed)
 
 
 def _save_video(run: Run, video: Video) -> None:
-    np.savez_compressed(run.out_dir / "video.npz", frames=video.frames, fps=video.fps,
-                        meta=json.dumps({"model": video.model, "prompt": video.prompt, "seed": video.seed}))
+    meta = {"model": video.model, "prompt": video.prompt, "seed": video.seed,
+            "framing": run.video_framing.to_json() if run.video_framing else None}
+    np.savez_compressed(run.out_dir / "video.npz", frames=video.frames, fps=video.fps, meta=json.dumps(meta))
     _try_write_mp4(run.out_dir / "video.mp4", video.frames, video.fps)
 
 
 def _load_video(run: Run) -> Video:
     with np.load(run.out_dir / "video.npz") as z:
         meta = json.loads(str(z["meta"]))
+        framing = meta.pop("framing", None)
+        run.video_framing = Framing(**framing) if framing else None
         return Video(frames=z["frames"], fps=float(z["fps"]), **meta)
 
 
 def _depth(run: Run) -> DepthVideo:
-    est = run.component("depth").estimate(run.artifacts["video"])
-    if not isinstance(est, DepthVideo):
-        raise DataError(f"depth plugin returned {type(est).__name__}, expected d2f_core.DepthVideo")
+    video: Video = run.artifacts["video"]
+    cam = run.artifacts["observe"].rgbd.camera
+    if run.provided_by_scene("depth"):
+        est = DepthVideo(depth=run.scene.depth_frames, metric=False, model="scene:depth_frames.npy")
+        where = f"{run.scene.path}/depth_frames.npy"
+    else:
+        est = run.component("depth").estimate(video)
+        if not isinstance(est, DepthVideo):
+            raise DataError(f"depth plugin returned {type(est).__name__}, expected d2f_core.DepthVideo")
+        where = f"depth plugin {run.config.depth.plugin!r}"
+    depth = est.depth
+    if depth.shape[0] != video.num_frames:
+        raise DataError(f"{where}: {depth.shape[0]} depth frames for a {video.num_frames}-frame video; "
+                        "give one depth map per video frame")
+    if depth.shape[1:] != (cam.height, cam.width):
+        fr = run.video_framing
+        if fr is not None and depth.shape[1:] == (fr.height, fr.width):
+            from .flow.resolution import depth_to_camera
+            depth = depth_to_camera(depth, fr, cam.width, cam.height)
+        else:
+            raise DataError(f"{where}: depth frames are {depth.shape[2]}x{depth.shape[1]} but the camera image "
+                            f"is {cam.width}x{cam.height}; give depth at the camera's (or the video's) size")
     d0 = run.artifacts["observe"].rgbd.depth
-    al = fit_scale_shift(est.depth[0], d0, mode=run.config.flow.align)
-    return DepthVideo(depth=apply_alignment(est.depth, al), metric=True, alignment=al, model=est.model)
+    al = fit_scale_shift(depth[0], d0, mode=run.config.flow.align)
+    return DepthVideo(depth=apply_alignment(depth, al), metric=True, alignment=al, model=est.model)
 
 
 def _save_depth(run: Run, d: DepthVideo) -> None:
@@ -367,55 +443,186 @@ def _load_depth(run: Run) -> DepthVideo:
                           alignment=Alignment(scale=s, shift=b, residual=r, num_pixels=int(n)))
 
 
-def _segment(run: Run) -> np.ndarray:
-    rgb = run.artifacts["observe"].rgbd.rgb
-    mask = run.component("segmenter").segment(rgb, run.task.object)
-    if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != rgb.shape[:2]:
-        raise DataError(f"segmenter returned {getattr(mask, 'dtype', type(mask).__name__)} "
-                        f"{getattr(mask, 'shape', '')}; expected a bool mask of {rgb.shape[:2]}")
+def _check_mask(mask: Any, shape: tuple[int, ...], who: str, what: str) -> np.ndarray:
+    if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != shape:
+        raise DataError(f"{who} returned {getattr(mask, 'dtype', type(mask).__name__)} "
+                        f"{getattr(mask, 'shape', '')}; expected a bool mask of {shape}")
     if not mask.any():
-        raise DataError(f"segmenter found no {run.task.object!r} in the first frame (empty mask)")
+        raise DataError(f"{who} found no {what!r} in the first frame (empty mask)")
     return mask
 
 
-def _track(run: Run) -> dict[str, Any]:
-    rgbd = run.artifacts["observe"].rgbd
-    queries, _ = sample_object_points(rgbd, run.artifacts["segment"], run.config.flow.num_points,
-                                      erode_px=run.config.flow.erode_px, seed=run.seed)
-    tracks = run.component("tracker").track(run.artifacts["video"], queries)
+def _segment(run: Run) -> np.ndarray:
+    if run.provided_by_scene("segmenter"):
+        return run.scene.mask
+    rgb = run.artifacts["observe"].rgbd.rgb
+    mask = run.component("segmenter").segment(rgb, run.task.object)
+    return _check_mask(mask, rgb.shape[:2], f"segmenter {run.config.segmenter.plugin!r}", run.task.object)
+
+
+def _background_queries(rgbd: RGBD, mask: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Up to n (t=0, x, y) queries on the static background: valid depth, away from the object."""
+    if n <= 0:
+        return np.zeros((0, 3), np.float32)
+    near = ~erode(~mask, 12)  # the object dilated by 12 px
+    m = ~near & rgbd.valid
+    H, W = mask.shape
+    m[:8], m[-8:], m[:, :8], m[:, -8:] = False, False, False, False  # image border: tracks drift out
+    ys, xs = np.nonzero(m)
+    if len(xs) == 0:
+        return np.zeros((0, 3), np.float32)
+    xy = np.stack([xs, ys], -1).astype(np.float64)
+    if len(xy) > 20000:  # FPS on a random subset: spread out, bounded cost
+        xy = xy[np.random.default_rng(seed).choice(len(xy), 20000, replace=False)]
+    idx = farthest_point_sampling(xy, n, seed)
+    return np.concatenate([np.zeros((len(idx), 1)), xy[idx]], 1).astype(np.float32)
+
+
+def _track_points(run: Run, queries: np.ndarray, background: np.ndarray) -> tuple[Tracks2D, Tracks2D | None]:
+    allq = np.concatenate([queries, background]) if len(background) else queries
+    tracks = run.component("tracker").track(run.artifacts["video"], allq)
     if not isinstance(tracks, Tracks2D):
         raise DataError(f"tracker returned {type(tracks).__name__}, expected d2f_core.Tracks2D")
-    return {"queries": queries, "tracks": tracks}
+    if tracks.num_points != len(allq):
+        raise DataError(f"tracker returned {tracks.num_points} tracks for {len(allq)} queries")
+    n = len(queries)
+    obj = Tracks2D(xy=tracks.xy[:, :n], visible=tracks.visible[:, :n], query_frame=tracks.query_frame[:n])
+    bg = None
+    if len(background):
+        bg = Tracks2D(xy=tracks.xy[:, n:], visible=tracks.visible[:, n:], query_frame=tracks.query_frame[n:])
+    return obj, bg
+
+
+def _track(run: Run) -> dict[str, Any]:
+    from .flow.movable import prompt_points, split_movable
+    cfg = run.config.flow
+    rgbd = run.artifacts["observe"].rgbd
+    mask = run.artifacts["segment"]
+    queries, _ = sample_object_points(rgbd, mask, cfg.num_points, erode_px=cfg.erode_px, seed=run.seed)
+    background = _background_queries(rgbd, mask, cfg.background_points, run.seed)
+    tracks, bg = _track_points(run, queries, background)
+    info: dict[str, Any] = {"method": "none", "num_points": int(len(queries))}
+    part_mask = None
+    if cfg.movable_filter:
+        moving, static = split_movable(tracks, cfg.movable_threshold_px)
+        info.update(moving=int(moving.sum()), static=int(static.sum()))
+        if moving.any() and static.sum() >= cfg.movable_min_static * len(queries):
+            seg = None
+            if run.config.segmenter is not None:
+                try:
+                    seg = run.component("segmenter")
+                except Exception as e:  # noqa: BLE001 - re-prompting is an improvement, not a need
+                    run.warn(f"movable part: segmenter unavailable for re-prompting ({e}); filtering tracks")
+            q_xy = queries[:, 1:3]
+            if seg is not None and "point_prompts" in getattr(seg, "capabilities", ()):
+                pts, labels = prompt_points(q_xy, moving, static, seed=run.seed)
+                part = seg.segment(rgbd.rgb, run.task.object, points=pts, labels=labels)
+                part = _check_mask(part, rgbd.rgb.shape[:2], "segmenter (movable-part re-prompt)", run.task.object)
+                # the movable part of the object: inside the object's mask, where a mask was given
+                part_mask = part & mask if (part & mask).any() else part
+                queries, _ = sample_object_points(rgbd, part_mask, cfg.num_points, erode_px=cfg.erode_px,
+                                                  seed=run.seed)
+                tracks, _ = _track_points(run, queries, np.zeros((0, 3), np.float32))
+                info.update(method="reprompt", prompt_points=pts.tolist(), prompt_labels=labels.tolist(),
+                            num_points=int(len(queries)))
+            else:
+                keep = moving
+                queries = queries[keep]
+                tracks = Tracks2D(xy=tracks.xy[:, keep], visible=tracks.visible[:, keep],
+                                  query_frame=tracks.query_frame[keep])
+                info.update(method="filter", num_points=int(len(queries)))
+        elif not moving.any():
+            run.warn("movable part: no track moves more than "
+                     f"{cfg.movable_threshold_px} px/frame: the object seems static in the video")
+    return {"queries": queries, "tracks": tracks, "background": bg, "movable": info, "part_mask": part_mask}
 
 
 def _save_track(run: Run, a: dict[str, Any]) -> None:
     t: Tracks2D = a["tracks"]
+    bg: Tracks2D | None = a["background"]
+    extra = {}
+    if bg is not None:
+        extra = {"bg_xy": bg.xy, "bg_visible": bg.visible, "bg_query_frame": bg.query_frame}
+    if a["part_mask"] is not None:
+        extra["part_mask"] = a["part_mask"]
     np.savez_compressed(run.out_dir / "tracks.npz", queries=a["queries"], xy=t.xy, visible=t.visible,
-                        query_frame=t.query_frame)
+                        query_frame=t.query_frame, movable=json.dumps(a["movable"]), **extra)
 
 
 def _load_track(run: Run) -> dict[str, Any]:
     with np.load(run.out_dir / "tracks.npz") as z:
+        bg = (Tracks2D(xy=z["bg_xy"], visible=z["bg_visible"], query_frame=z["bg_query_frame"])
+              if "bg_xy" in z.files else None)
         return {"queries": z["queries"],
-                "tracks": Tracks2D(xy=z["xy"], visible=z["visible"], query_frame=z["query_frame"])}
+                "tracks": Tracks2D(xy=z["xy"], visible=z["visible"], query_frame=z["query_frame"]),
+                "background": bg, "movable": json.loads(str(z["movable"])),
+                "part_mask": z["part_mask"] if "part_mask" in z.files else None}
 
 
 def _flow(run: Run) -> ObjectFlow:
+    from .flow.quality import QualityThresholds, quality_report
     rgbd: RGBD = run.artifacts["observe"].rgbd
-    tracks: Tracks2D = run.artifacts["track"]["tracks"]
-    q = run.artifacts["track"]["queries"]
+    tr = run.artifacts["track"]
+    tracks: Tracks2D = tr["tracks"]
+    q = tr["queries"]
     colors = rgbd.rgb[np.round(q[:, 2]).astype(int), np.round(q[:, 1]).astype(int)]
     depth: DepthVideo = run.artifacts["depth"]
     video: Video = run.artifacts["video"]
     al = depth.alignment
     prov = {"video": video.model, "prompt": video.prompt, "seed": run.seed,
-            "tracker": run.config.tracker.plugin, "depth": run.config.depth.plugin,
-            "alignment": {"scale": al.scale, "shift": al.shift, "residual": al.residual} if al else None}
-    return lift_tracks(tracks, depth.depth, rgbd.camera, colors=colors, fps=video.fps, provenance=prov)
+            "tracker": run.config.tracker.plugin if run.config.tracker else None,
+            "depth": depth.model,
+            "alignment": {"scale": al.scale, "shift": al.shift, "residual": al.residual,
+                          "num_pixels": al.num_pixels} if al else None,
+            "movable": {k: v for k, v in tr["movable"].items() if not k.startswith("prompt")}}
+    flow = lift_tracks(tracks, depth.depth, rgbd.camera, colors=colors, fps=video.fps, provenance=prov)
+    qc = run.config.flow.quality
+    rigid = run.config.task.rigid if run.config.task is not None else True
+    run.quality = quality_report(
+        flow, tracks, background=tr["background"], rigid=rigid,
+        image_size=(rgbd.camera.width, rgbd.camera.height),
+        thresholds=QualityThresholds(**qc.model_dump()),
+        extra={"alignment": prov["alignment"], "movable": tr["movable"], "video": video.model,
+               "video_framing": run.result.get("video_framing")})
+    for w in run.quality["warnings"]:
+        run.warn(f"flow quality: {w}")
+    return flow
+
+
+def _load_flow(run: Run) -> ObjectFlow:
+    qpath = run.out_dir / "flow.quality.json"
+    if qpath.is_file():
+        run.quality = json.loads(qpath.read_text())
+    return ObjectFlow.load(run.out_dir / "flow.npz")
 
 
 def _save_flow(run: Run, flow: ObjectFlow) -> None:
+    from .flow import viz
     flow.save(run.out_dir / "flow.npz")
+    quality = getattr(run, "quality", None)
+    if quality is not None:
+        (run.out_dir / "flow.quality.json").write_text(json.dumps(quality, indent=1, default=_json_default))
+    if not run.config.flow.pictures:
+        return
+    video: Video = run.artifacts["video"]
+    tracks: Tracks2D = run.artifacts["track"]["tracks"]
+    pictures = {}
+    for name, (path, why) in {
+        "overlay": viz.write_overlay(run.out_dir / "flow_overlay.mp4", video.frames, tracks, video.fps),
+        "plot3d": viz.write_plot3d(run.out_dir / "flow_3d.png", flow, title=f"{run.task.instruction}: "
+                                   f"{flow.num_points} points x {flow.num_frames} frames"),
+    }.items():
+        if path is not None:
+            pictures[name] = path.name
+        else:
+            run.warn(why)
+    if run.config.flow.rerun:
+        path, why = viz.write_rerun(run.out_dir / "flow.rrd", flow, frames=video.frames, tracks=tracks)
+        if path is not None:
+            pictures["rerun"] = path.name
+        else:
+            run.warn(why)
+    run.result.setdefault("pictures", {}).update(pictures)
 
 
 def _hands(run: Run) -> HandTrack:
@@ -527,14 +734,15 @@ _DEPENDS: dict[str, tuple[str, ...]] = {
 STAGES: list[Stage] = [
     Stage("observe", ("world",), _observe, _save_observe, inputs=("world", "embodiment", "scene")),
     Stage("video", ("video",), _video, _save_video, _load_video,
-          inputs=("task", "flow.num_frames", "flow.prompt_template")),
+          inputs=("task", "flow.num_frames", "flow.prompt_template", "flow.video_framing")),
     Stage("hands", ("hand",), _hands, _save_hands, _load_hands),
     Stage("depth", ("depth",), _depth, _save_depth, _load_depth, inputs=("flow.align",)),
     Stage("segment", ("segmenter",), _segment, lambda r, m: np.savez_compressed(r.out_dir / "mask.npz", mask=m),
           lambda r: np.load(r.out_dir / "mask.npz")["mask"], inputs=("task",)),
     Stage("track", ("tracker",), _track, _save_track, _load_track,
-          inputs=("flow.num_points", "flow.erode_px")),
-    Stage("flow", (), _flow, _save_flow, lambda r: ObjectFlow.load(r.out_dir / "flow.npz")),
+          inputs=("flow.num_points", "flow.erode_px", "flow.movable_filter", "flow.movable_threshold_px",
+                  "flow.movable_min_static", "flow.background_points")),
+    Stage("flow", (), _flow, _save_flow, _load_flow, inputs=("flow.quality", "task", "flow.pictures", "flow.rerun")),
     Stage("grasp", ("grasper",), _grasp, _save_grasp, _load_grasp, inputs=("grasp",)),
     Stage("plan", ("solver", "embodiment"), _plan),
     Stage("execute", ("world", "solver"), _execute, inputs=("execute",)),

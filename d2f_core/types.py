@@ -30,6 +30,7 @@ __all__ = [
     "RGBD",
     "Task",
     "Video",
+    "Framing",
     "Alignment",
     "DepthVideo",
     "Tracks2D",
@@ -358,6 +359,46 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class Framing:
+    """Where the camera image sits in a model's frames (a video model that works at its own size).
+
+    A point at camera pixel ``(x, y)`` is at frame pixel ``(sx * (x + 0.5) + ox - 0.5,
+    sy * (y + 0.5) + oy - 0.5)`` (pixel centres at integers). ``mode`` says how it was made:
+    "stretch" (resized to the frame size, aspect not kept: what diffusers' Wan pipeline does),
+    "crop" (scaled to cover the frame, centre cropped) or "pad" (scaled to fit, centre padded).
+
+    Fields:
+        sx, sy: scale from camera to frame pixels, > 0.
+        ox, oy: offset of the camera image's top-left corner in the frame, frame pixels.
+        width, height: the frame size, pixels.
+        mode: "stretch", "crop" or "pad" (informative).
+    """
+
+    sx: float
+    sy: float
+    ox: float
+    oy: float
+    width: int
+    height: int
+    mode: str = "stretch"
+
+    def __post_init__(self) -> None:
+        for n in ("sx", "sy"):
+            object.__setattr__(self, n, _float(f"Framing.{n}", getattr(self, n), positive=True))
+        for n in ("ox", "oy"):
+            object.__setattr__(self, n, _float(f"Framing.{n}", getattr(self, n)))
+        for n in ("width", "height"):
+            v = getattr(self, n)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise DataError(f"Framing.{n}: expected a positive int number of pixels, got {v!r}")
+            object.__setattr__(self, n, int(v))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sx": self.sx, "sy": self.sy, "ox": self.ox, "oy": self.oy, "width": self.width,
+                "height": self.height, "mode": self.mode}
+
+
+@dataclass(frozen=True)
 class Video:
     """A video, generated or recorded.
 
@@ -367,6 +408,9 @@ class Video:
         model: what made it (plugin name, model id).
         prompt: the text prompt it was generated from, if any.
         seed: the random seed it was generated with, if any.
+        framing: how the conditioning camera image was fitted into these frames, when the model
+            works at another size than the camera (adapters that know it set it; the core maps the
+            frames back to the camera image with it, see ``d2f_core.flow.resolution``).
     """
 
     frames: np.ndarray
@@ -374,6 +418,7 @@ class Video:
     model: str = ""
     prompt: str = ""
     seed: int | None = None
+    framing: Framing | None = None
 
     def __post_init__(self) -> None:
         frames = check_rgb_frames("Video.frames", self.frames, 4)

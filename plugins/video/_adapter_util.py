@@ -1,0 +1,396 @@
+"""Helpers shared by the video-model adapters (``wan2.1``, ``veo3``, ``kling``).
+
+* secrets: :func:`env_secret` reads an API key from the environment; :func:`scrub` removes
+  secrets from any text before it reaches an exception or a log.
+* retries: :func:`call_with_retries` retries a call on transient failures with exponential
+  backoff (full jitter off by default so tests are reproducible), bounded by a deadline.
+* HTTP: :func:`http_request` is a small stdlib (urllib) client returning status, headers and
+  body for every status code (no exception for 4xx/5xx), so callers decide what is retryable.
+* frames: :func:`resample_frames` (evenly spaced, first and last kept), :func:`resize_frames`,
+  :func:`pad_to_aspect` / :func:`crop_box` (letterboxing an image to a service's aspect ratio
+  and undoing it on the returned frames), :func:`encode_image`, :func:`decode_video_bytes`.
+* :class:`StandInServer`: a threaded HTTP server on 127.0.0.1 (random free port) with a bounded
+  life, used by the adapters' protocol stand-ins (``d2f check`` and the tests).
+
+Heavy modules (Pillow, imageio) are imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import socket
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from d2f_core.registry import PluginError
+
+__all__ = [
+    "VideoServiceError", "TransientError", "env_secret", "scrub", "call_with_retries", "HttpResponse",
+    "http_request", "check_num_frames", "resample_frames", "resize_frames", "pad_to_aspect", "crop_box",
+    "encode_image", "decode_video_bytes", "StandInServer",
+]
+
+
+class VideoServiceError(PluginError):
+    """A remote video service refused or failed a request (quota, safety filter, failed task,
+    timeout). The message says which and what to do; it never contains an API key."""
+
+
+class TransientError(Exception):
+    """A failure worth retrying (HTTP 429 rate limit, 5xx, connection reset, read timeout)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def env_secret(*names: str) -> tuple[str | None, str | None]:
+    """(name, value) of the first of ``names`` set to a non-blank value in the environment."""
+    for n in names:
+        v = os.environ.get(n, "")
+        if v.strip():
+            return n, v.strip()
+    return None, None
+
+
+def scrub(text: Any, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret (of 4+ characters) replaced by ``***``."""
+    s = str(text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            s = s.replace(secret, "***")
+    return s
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def call_with_retries(fn: Callable[[], Any], *, what: str, retries: int, backoff_s: float,
+                      max_backoff_s: float = 60.0, deadline: float | None = None,
+                      sleep: Callable[[float], None] = time.sleep, jitter: bool = False,
+                      on_retry: Callable[[int, float, TransientError], None] | None = None) -> Any:
+    """Call ``fn()``; on :class:`TransientError` wait and try again, at most ``retries`` times.
+
+    Waits ``backoff_s * 2**attempt`` seconds (capped at ``max_backoff_s``; the server's
+    ``Retry-After`` when it gives one and it is longer), never past ``deadline``
+    (a ``time.monotonic()`` value). When the retries or the time run out, raises
+    :class:`VideoServiceError` naming ``what`` and the last failure.
+    """
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except TransientError as e:
+            if attempt >= retries:
+                raise VideoServiceError(f"{what} failed {attempt + 1} time(s), last: {e}; the service is "
+                                        "busy or unreachable, try again later or raise the 'retries' "
+                                        "option") from None
+            wait = min(max_backoff_s, backoff_s * (2 ** attempt))
+            if jitter:
+                wait = random.uniform(0.5 * wait, wait)
+            if e.retry_after is not None:
+                wait = max(wait, min(float(e.retry_after), max_backoff_s))
+            if deadline is not None and time.monotonic() + wait > deadline:
+                raise VideoServiceError(f"{what}: gave up after {attempt + 1} attempt(s) because the overall "
+                                        f"timeout would pass while waiting to retry (last: {e}); raise the "
+                                        "'timeout_s' option") from None
+            if on_retry is not None:
+                on_retry(attempt, wait, e)
+            sleep(wait)
+            attempt += 1
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
+
+    def retry_after(self) -> float | None:
+        v = self.headers.get("Retry-After") or self.headers.get("retry-after")
+        try:
+            return float(v) if v is not None else None
+        except ValueError:
+            return None
+
+
+def http_request(method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                 body: Any = None, timeout: float = 60.0, max_bytes: int = 2 << 30) -> HttpResponse:
+    """One HTTP request with urllib. ``body``: bytes, or a JSON-able object (sent as JSON).
+
+    Returns the response for every HTTP status. Network failures (refused, reset, timeout)
+    raise :class:`TransientError`; a malformed URL raises ValueError.
+    """
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        if isinstance(body, (bytes, bytearray)):
+            data = bytes(body)
+        else:
+            data = json.dumps(body).encode("utf-8")
+            hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method.upper(), headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - URL from options
+            return HttpResponse(r.status, dict(r.headers.items()), r.read(max_bytes))
+    except urllib.error.HTTPError as e:
+        try:
+            payload = e.read(1 << 20)
+        except Exception:  # noqa: BLE001
+            payload = b""
+        return HttpResponse(e.code, dict(e.headers.items()) if e.headers else {}, payload)
+    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as e:
+        reason = getattr(e, "reason", e)
+        raise TransientError(f"{method.upper()} {_strip_query(url)}: {type(reason).__name__}: {reason}") from None
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def check_num_frames(num_frames: Any) -> int:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
+        raise ValueError(f"num_frames: expected an integer >= 2, got {num_frames!r}")
+    return int(num_frames)
+
+
+def resample_frames(frames: np.ndarray, num: int) -> tuple[np.ndarray, np.ndarray]:
+    """``num`` frames evenly spaced over ``frames`` (first and last kept; frames repeat when the
+    source has fewer). Returns (frames, source indices)."""
+    total = int(frames.shape[0])
+    idx = np.floor(np.linspace(0.0, total - 1.0, int(num)) + 0.5).astype(np.int64)
+    return np.ascontiguousarray(frames[idx]), idx
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize uint8 T x H x W x 3 frames to ``height`` x ``width`` (bicubic; a no-op when equal)."""
+    if frames.shape[1] == height and frames.shape[2] == width:
+        return np.ascontiguousarray(frames)
+    from PIL import Image
+    out = np.empty((frames.shape[0], height, width, 3), np.uint8)
+    for i, f in enumerate(frames):
+        out[i] = np.asarray(Image.fromarray(f).resize((width, height), Image.BICUBIC))
+    return out
+
+
+def pad_to_aspect(image: np.ndarray, aspect: float) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Letterbox ``image`` (H x W x 3) with black bars to width/height ratio ``aspect``.
+
+    Returns (padded image, box) where box = (x0, y0, x1, y1) is where the original image lies in
+    the padded one, as fractions of the padded width/height: crop the same fractions out of the
+    returned frames (:func:`crop_box`) and every pixel is back where it was in ``image``.
+    """
+    h, w = image.shape[:2]
+    if abs(w / h - aspect) < 1e-3:
+        return np.array(image), (0.0, 0.0, 1.0, 1.0)
+    if w / h < aspect:  # too narrow: bars left and right
+        W, H = int(round(h * aspect)), h
+    else:  # too wide: bars top and bottom
+        W, H = w, int(round(w / aspect))
+    x0, y0 = (W - w) // 2, (H - h) // 2
+    out = np.zeros((H, W, 3), np.uint8)
+    out[y0:y0 + h, x0:x0 + w] = image
+    return out, (x0 / W, y0 / H, (x0 + w) / W, (y0 + h) / H)
+
+
+def crop_box(frames: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """Crop the fractional ``box`` (x0, y0, x1, y1) out of T x H x W x 3 frames."""
+    H, W = frames.shape[1:3]
+    x0, y0 = int(round(box[0] * W)), int(round(box[1] * H))
+    x1, y1 = int(round(box[2] * W)), int(round(box[3] * H))
+    return np.ascontiguousarray(frames[:, y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)])
+
+
+def encode_image(image: np.ndarray, fmt: str = "PNG", **kw: Any) -> bytes:
+    """uint8 H x W x 3 RGB -> PNG/JPEG bytes."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def decode_video_bytes(data: bytes, suffix: str = ".mp4") -> tuple[np.ndarray, float | None]:
+    """Decode a video file's bytes -> (uint8 T x H x W x 3 RGB frames, fps or None)."""
+    from .file_video import read_video
+    if not data:
+        raise VideoServiceError("the service returned an empty video file")
+    with tempfile.TemporaryDirectory(prefix="d2f-video-") as tmp:
+        p = Path(tmp) / f"generated{suffix}"
+        p.write_bytes(data)
+        try:
+            return read_video(p)
+        except ValueError as e:
+            raise VideoServiceError(f"cannot decode the video the service returned ({len(data)} bytes): "
+                                    f"{str(e).replace(str(p), 'the download')}") from None
+
+
+# --------------------------------------------------------------------------- stand-in servers
+
+
+@dataclass
+class _Seen:
+    """One request a stand-in received (method, path, headers, parsed JSON body)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any = None
+    raw: bytes = b""
+
+
+class StandInServer:
+    """A threaded HTTP server on 127.0.0.1 (random free port) that stops by itself.
+
+    Subclasses implement ``handle(method, path, headers, body) -> (status, headers, bytes)``.
+    The server stops after ``max_life_s`` seconds, after ``idle_s`` seconds without a request,
+    when ``watch`` (a folder) disappears, or on :meth:`stop`. Every request is recorded in
+    :attr:`requests` (for tests). Use as a context manager or call :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(self, *, max_life_s: float = 600.0, idle_s: float = 300.0,
+                 watch: str | os.PathLike | None = None) -> None:
+        self.max_life_s, self.idle_s = float(max_life_s), float(idle_s)
+        self.watch = Path(watch) if watch is not None else None
+        self.requests: list[_Seen] = []
+        self.lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._stopped = threading.Event()
+        self._last = time.monotonic()
+
+    # -- to implement
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes
+               ) -> tuple[int, Mapping[str, str], bytes]:
+        raise NotImplementedError
+
+    # -- helpers for subclasses
+    @staticmethod
+    def json_reply(status: int, obj: Any, headers: Mapping[str, str] | None = None
+                   ) -> tuple[int, Mapping[str, str], bytes]:
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return status, h, json.dumps(obj).encode("utf-8")
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "start() the server first"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "StandInServer":
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                server._last = time.monotonic()
+                try:
+                    parsed = json.loads(raw) if raw else None
+                except (ValueError, UnicodeDecodeError):
+                    parsed = None
+                with server.lock:
+                    server.requests.append(_Seen(self.command, self.path, dict(self.headers.items()),
+                                                 parsed, raw))
+                try:
+                    status, hdrs, payload = server.handle(self.command, self.path, self.headers, raw)
+                except Exception as e:  # noqa: BLE001 - a stand-in bug becomes a 500, not a hang
+                    status, hdrs, payload = server.json_reply(500, {"error": f"{type(e).__name__}: {e}"})
+                self.send_response(status)
+                for k, v in hdrs.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, *args: Any) -> None:  # quiet: never print request lines
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._born = time.monotonic()
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                         name="d2f-stand-in", daemon=True).start()
+        threading.Thread(target=self._watchdog, name="d2f-stand-in-watchdog", daemon=True).start()
+        return self
+
+    def _watchdog(self) -> None:
+        while not self._stopped.wait(0.1):
+            now = time.monotonic()
+            if (now - self._born > self.max_life_s or now - self._last > self.idle_s
+                    or (self.watch is not None and not self.watch.exists())):
+                self.stop()
+
+    def stop(self) -> None:
+        if self._httpd is not None and not self._stopped.is_set():
+            self._stopped.set()
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None and not self._stopped.is_set()
+
+    def __enter__(self) -> "StandInServer":
+        return self.start() if self._httpd is None else self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def synthetic_video(first: np.ndarray, last: np.ndarray | None, num: int, height: int, width: int,
+                    shift_px: float = 0.0) -> np.ndarray:
+    """What the stand-ins "generate": ``first`` resized to height x width, drifting right by up to
+    ``shift_px`` pixels, cross-fading into ``last`` (when given) so the final frame is ``last``."""
+    base = resize_frames(first[None], height, width)[0].astype(np.float32)
+    end = resize_frames(last[None], height, width)[0].astype(np.float32) if last is not None else None
+    out = np.empty((num, height, width, 3), np.uint8)
+    for t in range(num):
+        a = t / max(num - 1, 1)
+        f = np.roll(base, int(round(a * shift_px)), axis=1)
+        if end is not None:
+            f = (1 - a) * f + a * end
+        out[t] = np.clip(np.round(f), 0, 255).astype(np.uint8)
+    return out
+
+
+def encode_mp4(frames: np.ndarray, fps: float) -> bytes:
+    """uint8 RGB frames -> mp4 bytes (H.264, high quality), via the io extra."""
+    from .file_video import write_video
+    with tempfile.TemporaryDirectory(prefix="d2f-standin-") as tmp:
+        p = Path(tmp) / "v.mp4"
+        write_video(p, frames, fps)
+        return p.read_bytes()
+
+
+__all__ += ["synthetic_video", "encode_mp4"]

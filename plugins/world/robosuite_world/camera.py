@@ -1,0 +1,91 @@
+"""MuJoCo camera <-> dream2flow :class:`~d2f_core.Camera` (OpenCV convention). Pure numpy.
+
+MuJoCo cameras look along their local **-z** axis with **+y up** and +x right; the rendered image
+is a symmetric perspective projection with vertical field of view ``fovy`` and square pixels.
+OpenCV cameras (ours) look along **+z** with **+y down**, so
+
+    R_world_cv = R_world_mj @ diag(1, -1, -1)
+
+and, with the pixel-centre convention of :mod:`d2f_core.types` (pixel (0, 0) is the centre of
+the top-left pixel),
+
+    fx = fy = (H / 2) / tan(fovy / 2),   cx = (W - 1) / 2,   cy = (H - 1) / 2.
+
+(``mujoco.Renderer`` returns images with row 0 at the top; robosuite's own ``sim.render`` returns
+them bottom-up, which is why this package renders with ``mujoco.Renderer``.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from d2f_core import Camera
+
+__all__ = ["FLIP_YZ", "intrinsics", "camera_from_mujoco", "mujoco_pose_from_look_at", "quat_from_matrix",
+           "matrix_from_quat"]
+
+FLIP_YZ = np.diag([1.0, -1.0, -1.0])
+"""Axis change between MuJoCo (x right, y up, -z forward) and OpenCV (x right, y down, z forward)."""
+
+
+def intrinsics(width: int, height: int, fovy_deg: float) -> np.ndarray:
+    """3x3 K of a MuJoCo camera with vertical field of view ``fovy_deg`` rendered at width x height."""
+    f = 0.5 * height / math.tan(math.radians(fovy_deg) / 2.0)
+    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+
+
+def camera_from_mujoco(cam_xpos: np.ndarray, cam_xmat: np.ndarray, fovy_deg: float, width: int, height: int,
+                       name: str = "camera") -> Camera:
+    """Our Camera from a MuJoCo camera's world pose (``data.cam_xpos``, ``data.cam_xmat``) and fovy."""
+    R_mj = np.asarray(cam_xmat, dtype=np.float64).reshape(3, 3)
+    T = np.eye(4)
+    T[:3, :3] = R_mj @ FLIP_YZ
+    T[:3, 3] = np.asarray(cam_xpos, dtype=np.float64)
+    return Camera(K=intrinsics(width, height, fovy_deg), T_world_cam=T, width=width, height=height, name=name)
+
+
+def quat_from_matrix(R: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix (MuJoCo's order)."""
+    R = np.asarray(R, dtype=np.float64)
+    tr = np.trace(R)
+    if tr > 0:
+        s = math.sqrt(tr + 1.0) * 2
+        q = np.array([0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s])
+    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
+        s = math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2]) * 2
+        q = np.array([(R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s])
+    elif R[1, 1] > R[2, 2]:
+        s = math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2]) * 2
+        q = np.array([(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s])
+    else:
+        s = math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1]) * 2
+        q = np.array([(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s])
+    q /= np.linalg.norm(q)
+    return -q if q[0] < 0 else q
+
+
+def matrix_from_quat(q: np.ndarray) -> np.ndarray:
+    """3x3 rotation of a quaternion (w, x, y, z)."""
+    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def mujoco_pose_from_look_at(eye, target, up=(0.0, 0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """(pos, quat w-x-y-z) of a MuJoCo camera at ``eye`` looking at ``target`` with ``up`` up in the image."""
+    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
+    z_cv = target - eye
+    n = np.linalg.norm(z_cv)
+    if n < 1e-9:
+        raise ValueError("camera_eye/camera_target: eye and target coincide; the camera needs a direction")
+    z_cv /= n
+    x_cv = np.cross(z_cv, up)
+    if np.linalg.norm(x_cv) < 1e-9:
+        raise ValueError("camera_eye/camera_target: the camera looks straight up or down; tilt it a little")
+    x_cv /= np.linalg.norm(x_cv)
+    y_cv = np.cross(z_cv, x_cv)
+    R_cv = np.stack([x_cv, y_cv, z_cv], axis=1)
+    return eye, quat_from_matrix(R_cv @ FLIP_YZ)

@@ -1,0 +1,103 @@
+"""What the oracle returns: :class:`OracleRollout` (pure numpy; no simulator needed to read it).
+
+``world.oracle_rollout(num_frames)`` scripts the task done right from the world's current state
+(see :mod:`.tasks` for the motions), renders it from the world's camera with the robot hidden,
+and returns one of these. The live simulation is never touched: the rollout runs on a scratch
+``MjData``. The same rollout feeds ``sim-oracle`` (frames), ``sim-depth`` (depth), ``sim-hand``
+(contact point) and the ground truth written by ``d2f world oracle`` (``oracle_truth.npz``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from d2f_core import Camera, Video
+
+__all__ = ["OracleRollout"]
+
+
+@dataclass(frozen=True)
+class OracleRollout:
+    """A scripted rollout of the task done right.
+
+    Fields (T frames, H x W images, world frame, metres, radians):
+        task: the task name (``open_door``, ...).
+        object_name: the movable part the motion moves (``world.task.object``).
+        camera: the camera the frames are rendered from (the world's).
+        fps: frame rate the video is meant to play at.
+        frames: uint8 T x H x W x 3 RGB, the robot hidden when ``robot_hidden``.
+        depth: float32 T x H x W metric depth along the camera z axis (0 = nothing drawn).
+        qpos: float64 T x nq, the simulator's joint positions per frame (the robot's stay at the
+            start); ``world.apply_oracle_state(rollout, t)`` puts the world in frame t's state.
+        mask0: bool H x W, the movable part's pixels in frame 0 (robot hidden).
+        points_px: float32 N x 2, pixels (x, y) of frame 0 the truth points come from (a
+            deterministic subsample of ``mask0``).
+        points_world: float32 T x N x 3, those surface points moved rigidly with their bodies:
+            the true motion of the movable part (handle rotation included for the door).
+        point_body: int64 N, index into ``bodies`` of the body each point rides on.
+        bodies: names of the movable part's bodies; body_poses: float64 T x B x 4 x 4 their poses.
+        contact_world: float64 T x 3, the scripted contact point (where a hand holds the object:
+            door or oven handle, top of the bread); contact_px: float64 T x 2 its pixels.
+        success: whether the task's own success check accepts the final frame's state.
+        robot_hidden: whether the robot was hidden in the frames.
+        state_key: fingerprint of the world state the rollout started from.
+    """
+
+    task: str
+    object_name: str
+    camera: Camera
+    fps: float
+    frames: np.ndarray
+    depth: np.ndarray
+    qpos: np.ndarray
+    mask0: np.ndarray
+    points_px: np.ndarray
+    points_world: np.ndarray
+    point_body: np.ndarray
+    bodies: tuple[str, ...]
+    body_poses: np.ndarray
+    contact_world: np.ndarray
+    contact_px: np.ndarray
+    success: bool
+    robot_hidden: bool = True
+    state_key: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    def video(self, *, prompt: str = "", seed: int | None = None, model: str = "sim-oracle") -> Video:
+        """The frames as a :class:`~d2f_core.Video`."""
+        return Video(frames=self.frames, fps=self.fps, model=model, prompt=prompt, seed=seed)
+
+    def matches(self, frames: np.ndarray, tol: float = 1.0) -> bool:
+        """Whether ``frames`` (T x H x W x 3) are these frames (exactly, or within ``tol`` mean abs
+        difference on the first, middle and last frames, for a lossless round trip)."""
+        f = np.asarray(frames)
+        if f.shape != self.frames.shape:
+            return False
+        for t in {0, f.shape[0] // 2, f.shape[0] - 1}:
+            if float(np.mean(np.abs(f[t].astype(np.int16) - self.frames[t].astype(np.int16)))) > tol:
+                return False
+        return True
+
+    def save_truth(self, path: str | Path) -> Path:
+        """Write the ground truth as ``.npz`` (arrays named like the fields; ``meta`` is JSON)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"task": self.task, "object_name": self.object_name, "fps": self.fps, "success": self.success,
+                "robot_hidden": self.robot_hidden, "bodies": list(self.bodies), "state_key": self.state_key,
+                "camera": self.camera.to_json(), "units": "metres, world frame; pixels (x, y)",
+                **{k: v for k, v in self.extras.items() if isinstance(v, (str, int, float, bool, list, dict))}}
+        with open(path, "wb") as f:
+            np.savez_compressed(f, points_px=self.points_px, points_world=self.points_world,
+                                point_body=self.point_body, body_poses=self.body_poses, mask0=self.mask0,
+                                contact_world=self.contact_world, contact_px=self.contact_px, qpos=self.qpos,
+                                meta=np.array(json.dumps(meta)))
+        return path

@@ -1,0 +1,231 @@
+"""The tasks: names, cameras, success checks, privileged state and the oracle's scripted motions.
+
+Everything here works on a raw ``mujoco.MjData`` of the world's model (the live one or a scratch
+copy), so the oracle can evaluate and render states without touching the episode.
+
+Success checks (the task's own, used by ``world.success()`` and by the oracle's final state):
+
+* ``open_door``: door hinge angle > 0.3 rad (robosuite ``Door._check_success``; the paper's 17°).
+* ``open_oven``: oven door hinge angle >= ``oven_open_threshold`` (default 0.5 rad, ~29°).
+* ``bread_in_bowl``: the bread rests inside the bowl: its centre within ``r_top - wall - 0.015`` m
+  of the bowl's axis horizontally and below ``rim + 0.01`` m; it touches the bowl and neither the
+  table nor the robot; its speed is below 0.05 m/s.
+
+Oracle motions (time s in [0, 1] over the video, minimum-jerk profiles between key poses, the
+object held still for the first and last few percent, as a video of a hand doing the task):
+
+* ``open_door``: the handle turns down by :data:`DOOR_LATCH_TURN` rad (s 0.08-0.30), then the door
+  swings to :data:`DOOR_HINGE_TARGET` rad (s 0.30-0.92), inside robosuite's hinge range [0, 0.4].
+* ``open_oven``: the door turns down to :data:`OVEN_HINGE_TARGET` rad (s 0.08-0.92), inside [0, 1.6].
+* ``bread_in_bowl``: the bread is lifted 10 cm above the higher of its start and the bowl rim
+  (s 0.06-0.30), carried over the bowl while turning to its final orientation (s 0.30-0.66),
+  and lowered into its resting pose (s 0.66-0.94). The resting pose is found first by dropping
+  the bread from 1 cm above the bowl floor and letting physics settle (robot held still), so the
+  final frame is a physically resting state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TaskSpec", "TASKS", "min_jerk", "DOOR_HINGE_TARGET", "DOOR_LATCH_TURN", "OVEN_HINGE_TARGET",
+           "bread_in_bowl_success"]
+
+DOOR_HINGE_TARGET = 0.38
+"""rad; success needs > 0.3, robosuite's hinge range is [0, 0.4]."""
+DOOR_LATCH_TURN = 1.2
+"""rad; the latch releases the door past ~1 rad (measured: a 5 Nm pull opens it only then)."""
+OVEN_HINGE_TARGET = 1.1
+"""rad; inside the oven door's range [0, 1.6], beyond the default success threshold 0.5."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task.
+
+    Fields:
+        name: option value (``task: open_door``).
+        instruction / object: the Task (``object`` is the movable part the flow follows).
+        env: class name in :mod:`.envs`.
+        camera: default (eye, target, fovy_deg) of ``d2f_camera``, world frame, metres / degrees.
+        names: object name -> selectors: ``"subtree:BODY"`` (the body and its children),
+            ``"body:BODY"`` (that body's own geoms), ``"geoms:G1,G2"``, ``"robot"``.
+        aliases: other spellings -> a name of ``names``.
+        contact: (body name, geom name) whose centre a hand would hold (the sim-hand thumb).
+    """
+
+    name: str
+    instruction: str
+    object: str
+    env: str
+    camera: tuple[tuple[float, float, float], tuple[float, float, float], float]
+    names: dict[str, tuple[str, ...]]
+    aliases: dict[str, str] = field(default_factory=dict)
+    contact: tuple[str, str] = ("", "")
+
+
+TASKS: dict[str, TaskSpec] = {
+    "open_door": TaskSpec(
+        name="open_door", instruction="open the door", object="door", env="D2FDoor",
+        camera=((0.55, 0.55, 1.55), (-0.15, -0.30, 1.02), 45.0),
+        names={"door": ("subtree:Door_door",), "handle": ("subtree:Door_latch",),
+               "door frame": ("body:Door_frame",), "table": ("body:table",), "robot": ("robot",)},
+        aliases={"door handle": "handle", "frame": "door frame", "the door": "door"},
+        contact=("Door_latch", "Door_handle_visual")),
+    "open_oven": TaskSpec(
+        name="open_oven", instruction="open the oven", object="oven door", env="D2FOpenOven",
+        camera=((-0.35, -0.75, 1.40), (0.02, 0.0, 0.93), 45.0),
+        names={"oven door": ("subtree:oven_door",),
+               "handle": ("geoms:oven_handle_bar_vis,oven_handle_post_l_vis,oven_handle_post_r_vis",),
+               "oven": ("subtree:oven_main",), "oven body": ("body:oven_main",), "table": ("body:table",),
+               "robot": ("robot",)},
+        aliases={"door": "oven door", "oven handle": "handle", "door handle": "handle"},
+        contact=("oven_door", "oven_handle_bar_vis")),
+    "bread_in_bowl": TaskSpec(
+        name="bread_in_bowl", instruction="put the bread in the bowl", object="bread", env="D2FBreadInBowl",
+        camera=((0.45, -0.42, 1.32), (-0.04, 0.0, 0.82), 45.0),
+        names={"bread": ("subtree:bread_main",), "bowl": ("subtree:bowl_main",), "table": ("body:table",),
+               "robot": ("robot",)},
+        aliases={"loaf": "bread", "bread loaf": "bread"},
+        contact=("bread_main", "bread_g0_visual")),
+}
+
+
+def min_jerk(u: float) -> float:
+    """Minimum-jerk time scaling of u in [0, 1] (clipped): 0 -> 0, 1 -> 1, zero speed and acceleration at both ends."""
+    u = min(1.0, max(0.0, float(u)))
+    return u * u * u * (10.0 - 15.0 * u + 6.0 * u * u)
+
+
+def _phase(s: float, a: float, b: float) -> float:
+    return min_jerk((s - a) / (b - a))
+
+
+# ----------------------------------------------------------------------------- success
+
+
+def bread_in_bowl_success(m, d, env) -> tuple[bool, dict[str, Any]]:
+    """(success, the numbers it looked at) for bread_in_bowl on MjData ``d`` (after mj_forward)."""
+    from .objects import BOWL
+
+    bread, bowl = env.bread_body_id, env.bowl_body_id
+    p = np.array(d.xpos[bread])
+    c = np.array(d.xpos[bowl])
+    r = float(np.hypot(*(p[:2] - c[:2])))
+    h = float(p[2] - c[2])
+    bread_g, bowl_g = set(env.bread_geom_ids), set(env.bowl_geom_ids)
+    robot_g = getattr(env, "d2f_robot_geoms", set())
+    table_g = getattr(env, "d2f_table_geoms", set())
+    touch_bowl = touch_table = touch_robot = False
+    for i in range(d.ncon):
+        g1, g2 = int(d.contact[i].geom1), int(d.contact[i].geom2)
+        other = g2 if g1 in bread_g else g1 if g2 in bread_g else None
+        if other is None:
+            continue
+        touch_bowl |= other in bowl_g
+        touch_table |= other in table_g
+        touch_robot |= other in robot_g
+    adr = m.jnt_dofadr[m.body_jntadr[bread]]
+    speed = float(np.linalg.norm(d.qvel[adr:adr + 3]))
+    ok = (r <= BOWL["r_top"] - BOWL["wall"] - 0.015 and h <= BOWL["height"] + 0.01 and touch_bowl
+          and not touch_table and not touch_robot and speed < 0.05)
+    return bool(ok), {"radial_m": r, "height_m": h, "touch_bowl": touch_bowl, "touch_table": touch_table,
+                      "touch_robot": touch_robot, "speed_mps": speed}
+
+
+def success(world, d) -> bool:
+    env, task = world.env, world.spec.name
+    if task == "open_door":
+        return bool(d.qpos[env.hinge_qpos_addr] > 0.3)
+    if task == "open_oven":
+        return bool(d.qpos[env.hinge_qpos_addr] >= world.options.oven_open_threshold)
+    if task == "bread_in_bowl":
+        return bread_in_bowl_success(world.model, d, env)[0]
+    raise ValueError(f"task: no success check for {task!r}")
+
+
+def _pose(d, body: int) -> dict[str, list[float]]:
+    return {"pos": [float(v) for v in d.xpos[body]], "quat": [float(v) for v in d.xquat[body]]}
+
+
+def privileged(world, d) -> dict[str, Any]:
+    """Plain data: positions (m), quaternions (w, x, y, z), joint angles (rad)."""
+    env, task, m = world.env, world.spec.name, world.model
+    if task == "open_door":
+        return {"hinge_qpos": float(d.qpos[env.hinge_qpos_addr]), "handle_qpos": float(d.qpos[env.handle_qpos_addr]),
+                "door": _pose(d, m.body("Door_door").id), "frame": _pose(d, m.body("Door_frame").id),
+                "handle_pos": [float(v) for v in d.site_xpos[env.door_handle_site_id]]}
+    if task == "open_oven":
+        return {"hinge_qpos": float(d.qpos[env.hinge_qpos_addr]), "oven": _pose(d, env.oven_body_id),
+                "door": _pose(d, env.oven_door_body_id),
+                "handle_pos": [float(v) for v in d.site_xpos[env.oven_handle_site_id]]}
+    if task == "bread_in_bowl":
+        ok, info = bread_in_bowl_success(m, d, env)
+        return {"bread": _pose(d, env.bread_body_id), "bowl": _pose(d, env.bowl_body_id),
+                "bread_in_bowl": ok, **{k: (float(v) if isinstance(v, float) else bool(v)) for k, v in info.items()}}
+    raise ValueError(f"task: unknown {task!r}")
+
+
+# ----------------------------------------------------------------------------- oracle motions
+
+
+def _quat_slerp(q0: np.ndarray, q1: np.ndarray, u: float) -> np.ndarray:
+    q0, q1 = np.asarray(q0, float), np.asarray(q1, float)
+    dot = float(np.dot(q0, q1))
+    if dot < 0:
+        q1, dot = -q1, -dot
+    if dot > 0.9995:
+        q = q0 + u * (q1 - q0)
+        return q / np.linalg.norm(q)
+    th = math.acos(dot)
+    return (math.sin((1 - u) * th) * q0 + math.sin(u * th) * q1) / math.sin(th)
+
+
+def oracle_qpos(world, d0, num_frames: int) -> list[np.ndarray]:
+    """Full qpos per frame of the scripted motion from the state in ``d0`` (not modified)."""
+    env, task = world.env, world.spec.name
+    q0 = np.array(d0.qpos)
+    s_all = np.linspace(0.0, 1.0, num_frames)
+    out = []
+    if task == "open_door":
+        h, l = env.hinge_qpos_addr, env.handle_qpos_addr
+        for s in s_all:
+            q = q0.copy()
+            q[l] = q0[l] + (DOOR_LATCH_TURN - q0[l]) * _phase(s, 0.08, 0.30)
+            q[h] = q0[h] + (DOOR_HINGE_TARGET - q0[h]) * _phase(s, 0.30, 0.92)
+            out.append(q)
+        return out
+    if task == "open_oven":
+        h = env.hinge_qpos_addr
+        for s in s_all:
+            q = q0.copy()
+            q[h] = q0[h] + (OVEN_HINGE_TARGET - q0[h]) * _phase(s, 0.08, 0.92)
+            out.append(q)
+        return out
+    if task == "bread_in_bowl":
+        from .objects import BOWL
+
+        m = world.model
+        adr = m.jnt_qposadr[m.body_jntadr[env.bread_body_id]]
+        p0, r0 = q0[adr:adr + 3].copy(), q0[adr + 3:adr + 7].copy()
+        rest = world._settle_bread(d0)
+        p1, r1 = rest[:3], rest[3:7]
+        bowl_top = float(d0.xpos[env.bowl_body_id][2]) + BOWL["height"]
+        z_lift = max(p0[2], bowl_top - env.bread_min_z) + 0.10
+        for s in s_all:
+            q = q0.copy()
+            a, b, c = _phase(s, 0.06, 0.30), _phase(s, 0.30, 0.66), _phase(s, 0.66, 0.94)
+            xy = p0[:2] + (p1[:2] - p0[:2]) * b
+            z = p0[2] + (z_lift - p0[2]) * a + (p1[2] - z_lift) * c
+            rot = _quat_slerp(r0, r1, _phase(s, 0.30, 0.94))
+            q[adr:adr + 3] = [xy[0], xy[1], z]
+            q[adr + 3:adr + 7] = rot
+            out.append(q)
+        out[-1][adr:adr + 7] = rest  # exactly the settled pose
+        return out
+    raise ValueError(f"task: no oracle motion for {task!r}")
+
