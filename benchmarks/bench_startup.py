@@ -8,14 +8,15 @@ Writes (or prints) a markdown table with date, machine and command. Targets (iss
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _doc import machine_line, write_section  # noqa: E402
 
 SECTION = "## Start-up (core issue)"
 
@@ -47,10 +48,7 @@ def main() -> None:
         ("`d2f plugins --json` (whole process)", timed([d2f, "plugins", "--json"], a.repeat)),
         ("`python -c 'pass'` (interpreter baseline)", timed([sys.executable, "-c", "pass"], a.repeat)),
     ]
-    lines = [SECTION, "",
-             f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()}; command: `python benchmarks/bench_startup.py "
-             f"--repeat {a.repeat}`.", "",
+    lines = [SECTION, "", machine_line(f"python benchmarks/bench_startup.py --repeat {a.repeat}"), "",
              "| what | median | min | max |", "|---|---|---|---|"]
     for name, xs in rows:
         lines.append(f"| {name} | {statistics.median(xs) * 1000:.0f} ms | {min(xs) * 1000:.0f} ms | "
@@ -58,14 +56,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if a.write:
-        doc = a.write.read_text() if a.write.exists() else "# Benchmarks\n\n"
-        if SECTION in doc:
-            start = doc.index(SECTION)
-            nxt = doc.find("\n## ", start + len(SECTION))
-            doc = doc[:start] + text + (doc[nxt + 1:] if nxt != -1 else "")
-        else:
-            doc = doc.rstrip() + "\n\n" + text
-        a.write.write_text(doc)
+        write_section(a.write, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,9 @@ class Run:
             self.seed = self.config.seed
         if self.config.scene is not None and self.scene is None:
             from .flow.scene import load_scene
+            t0 = time.perf_counter()
             self.scene = load_scene(self.config.scene, self.config.scene_camera)
+            self.result["scene_load_seconds"] = round(time.perf_counter() - t0, 3)
 
     def warn(self, message: str) -> None:
         """Record a warning in result.json (and show it through the progress observers)."""
@@ -375,7 +377,7 @@ def _video(run: Run) -> Video:
     elif (framing.width, framing.height) != (video.width, video.height):
         raise DataError(f"video: frames are {video.width}x{video.height} but the plugin's framing describes "
                         f"{framing.width}x{framing.height} frames")
-    np.savez_compressed(run.out_dir / "video_native.npz", frames=video.frames, fps=video.fps)
+    np.savez(run.out_dir / "video_native.npz", frames=video.frames, fps=video.fps)
     frames, covered = frames_to_camera(video.frames, framing, cam.width, cam.height)
     run.video_framing = framing
     run.result["video_framing"] = {**framing.to_json(), "native_size": [video.width, video.height],
@@ -389,8 +391,10 @@ def _video(run: Run) -> Video:
 def _save_video(run: Run, video: Video) -> None:
     meta = {"model": video.model, "prompt": video.prompt, "seed": video.seed,
             "framing": run.video_framing.to_json() if run.video_framing else None}
-    np.savez_compressed(run.out_dir / "video.npz", frames=video.frames, fps=video.fps, meta=json.dumps(meta))
-    _try_write_mp4(run.out_dir / "video.mp4", video.frames, video.fps)
+    # uncompressed: zlib on 49 frames of 640x480 costs seconds, the disk space is cheaper
+    np.savez(run.out_dir / "video.npz", frames=video.frames, fps=video.fps, meta=json.dumps(meta))
+    if not run.provided_by_scene("video"):  # the scene folder already has it as rgb.mp4
+        _try_write_mp4(run.out_dir / "video.mp4", video.frames, video.fps)
 
 
 def _load_video(run: Run) -> Video:
@@ -431,7 +435,7 @@ def _depth(run: Run) -> DepthVideo:
 
 def _save_depth(run: Run, d: DepthVideo) -> None:
     a = d.alignment
-    np.savez_compressed(run.out_dir / "depth.npz", depth=d.depth, model=d.model,
+    np.savez(run.out_dir / "depth.npz", depth=d.depth, model=d.model,
                         alignment=np.array([a.scale, a.shift, a.residual, a.num_pixels]))
 
 

@@ -236,3 +236,13 @@ def test_scene_round_trip(tmp_path):
     gray = lambda a: a.astype(float) @ [0.299, 0.587, 0.114]  # noqa: E731
     # mp4 (yuv420p) is lossy: colour is subsampled, brightness kept closely
     assert np.abs(gray(scene.video.frames) - gray(seq.rgb)).mean() < 6
+
+
+def test_rerun_recording_on_request(tmp_path):
+    pytest.importorskip("rerun")
+    seq = rigid_box_sequence(num_frames=6, width=96, height=72)
+    scene = make_scene(tmp_path, seq)
+    res = extract(scene, tmp_path / "flow.npz", overrides=["tracker.plugin=gt-tracker", "flow.num_points=50",
+                                                            "flow.rerun=true"], registry=registry_with(seq))
+    assert res["outputs"]["rerun"].endswith("flow.rrd")
+    assert (tmp_path / "flow.rrd").stat().st_size > 5000  # 6 frames of points and images

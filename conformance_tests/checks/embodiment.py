@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..results import CheckFailed
+from ..results import CheckFailed, CheckSkipped
 from ..scenes import CheckEnv
 from .common import Check, blocked_by, Snapshot, call, common_checks, expect_value_error, require_cap
 
@@ -210,6 +210,77 @@ def check_embodiment_no_input_mutation(component: Any, env: CheckEnv) -> None:
         snap.assert_unchanged("ik()")
 
 
+def _bound_world(component: Any) -> Any:
+    """The world the embodiment is bound to, when it exposes one with action bounds (else None)."""
+    world = getattr(component, "world", None)
+    if world is None or getattr(world, "action_low", None) is None or getattr(world, "action_high", None) is None:
+        return None
+    return world
+
+
+def check_embodiment_joint_action_bounds(component: Any, env: CheckEnv) -> None:
+    world = _bound_world(component)
+    if world is None:
+        raise CheckSkipped("not bound to a world with action_low/action_high (bind(world) first to check "
+                           "joint_action)")
+    dof, lim = _description(component)
+    low = np.asarray(world.action_low, dtype=np.float64)
+    high = np.asarray(world.action_high, dtype=np.float64)
+    if low.shape != high.shape or low.ndim != 1 or not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise CheckSkipped("the bound world's action bounds are not finite 1-D arrays; the world checks report it")
+    for q in _samples(lim, 3, seed=4):
+        # the default gripper and 1.0 ("closed" in both the [0, 1] and robosuite's [-1, 1] conventions)
+        for g in (None, 1.0) if "gripper" in _params(component.joint_action) else (None,):
+            args = (np.array(q, copy=True),) if g is None else (np.array(q, copy=True), g)
+            a = np.asarray(call(f"joint_action(q={np.round(q, 4).tolist()}" + ("" if g is None else f", {g}") + ")",
+                                component.joint_action, *args), dtype=np.float64)
+            if a.shape != low.shape:
+                raise CheckFailed(f"joint_action() returned shape {a.shape} but the bound world's actions have shape "
+                                  f"{low.shape}; return the world's full action vector (every part it controls)")
+            if not np.all(np.isfinite(a)):
+                raise CheckFailed("joint_action() returned NaN or inf for an in-limit q")
+            tol = 1e-9 * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
+            bad = np.nonzero((a < low - tol) | (a > high + tol))[0]
+            if bad.size:
+                i = int(bad[0])
+                raise CheckFailed(f"joint_action(q={np.round(q, 4).tolist()}) entry {i} is {a[i]:.6g}, outside the "
+                                  f"bound world's action bounds [{low[i]:.6g}, {high[i]:.6g}] ({bad.size} entries "
+                                  "out); an in-limit joint target must map to an action the world accepts "
+                                  "unclipped (check the controller config and the action layout)")
+
+
+def _params(fn: Any) -> tuple[str, ...]:
+    import inspect
+
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+def check_embodiment_fk_batch_consistent(component: Any, env: CheckEnv) -> None:
+    fkj = getattr(component, "fk_jacobian", None)
+    if not callable(fkj):
+        raise CheckSkipped("no fk_jacobian(q) helper (optional)")
+    dof, lim = _description(component)
+    qs = np.stack(_samples(lim, 3, seed=5))
+    for q in qs:
+        T, J = call("fk_jacobian(q)", fkj, np.array(q, copy=True))
+        T_ref = _fk(component, q)
+        J_ref = np.asarray(call("jacobian(q)", component.jacobian, np.array(q, copy=True)), dtype=np.float64)
+        if not (np.allclose(T, T_ref, atol=1e-9) and np.allclose(J, J_ref, atol=1e-9)):
+            raise CheckFailed(f"fk_jacobian(q) differs from (fk(q), jacobian(q)) at q={np.round(q, 4).tolist()}; "
+                              "the helper must return exactly what the protocol methods return")
+    Ts, Js = call("fk_jacobian(Q) on N x dof", fkj, np.array(qs, copy=True))
+    Ts, Js = np.asarray(Ts), np.asarray(Js)
+    if Ts.shape != (len(qs), 4, 4) or Js.shape != (len(qs), 6, dof):
+        raise CheckFailed(f"fk_jacobian on a ({len(qs)}, {dof}) batch returned shapes {Ts.shape}, {Js.shape}; "
+                          f"expected ({len(qs)}, 4, 4) and ({len(qs)}, 6, {dof})")
+    for i, q in enumerate(qs):
+        if not np.allclose(Ts[i], _fk(component, q), atol=1e-9):
+            raise CheckFailed(f"fk_jacobian batch entry {i} differs from fk(q) of the same row")
+
+
 CHECKS: list[Check] = [
     *common_checks("embodiment"),
     Check("embodiment_description", "embodiment", check_embodiment_description,
@@ -224,4 +295,9 @@ CHECKS: list[Check] = [
           "q of the wrong length or with NaN raises ValueError naming 'q'"),
     Check("embodiment_no_input_mutation", "embodiment", check_embodiment_no_input_mutation,
           "q, T_world_ee and q_init are unchanged after fk/jacobian/ik"),
+    Check("embodiment_joint_action_bounds", "embodiment", check_embodiment_joint_action_bounds,
+          "when bound: joint_action of an in-limit q is a finite vector of the world's action shape, within "
+          "its action bounds"),
+    Check("embodiment_fk_batch_consistent", "embodiment", check_embodiment_fk_batch_consistent,
+          "optional fk_jacobian(q) helper: equals (fk, jacobian), and row by row on an N x dof batch"),
 ]

@@ -8,9 +8,9 @@ import numpy as np
 
 from d2f_core.types import RGBD, Camera, Observation, Task
 
-from ..results import CheckFailed
+from ..results import CheckFailed, CheckSkipped
 from ..scenes import CheckEnv
-from .common import (Check, arrays_equal, blocked_by, call, common_checks, expect_value_error, require_cap,
+from .common import (Check, arrays_equal, blocked_by, cached, call, common_checks, expect_value_error, require_cap,
                      values_equal)
 
 
@@ -187,6 +187,126 @@ def check_world_segmentation(component: Any, env: CheckEnv) -> None:
                        given="an unknown object name", fix="raise ValueError('name: no object ...; known objects: ...')")
 
 
+# --------------------------------------------------------------------------- camera calibration (simulated worlds)
+
+PROBE_DOC = """Optional world method the camera checks use: ``calibration_probe() -> Mapping`` with
+
+    "points": float (N, 3), N >= 1: world positions (metres) of the centres of small markers
+        (e.g. spheres of 1 cm radius) placed in front of the camera;
+    "masks": bool (N, H, W): the simulator's own rendering (e.g. its segmentation) of each marker
+        alone, through the camera of render(), at render()'s size;
+    "plane_point", "plane_normal": (3,) a plane of the world (e.g. the table top), metres;
+    "plane_mask": bool (H, W): pixels of render() where that plane is seen.
+
+The probe must leave the world's state unchanged (markers are drawn only for the probe). Worlds
+without it (e.g. ray-cast worlds whose camera is exact by construction) skip these checks."""
+
+
+def _probe(component: Any, env: CheckEnv) -> dict[str, Any]:
+    fn = getattr(component, "calibration_probe", None)
+    if not callable(fn):
+        raise CheckSkipped("the world has no calibration_probe() (optional; see "
+                           "d2f_conformance.checks.world.PROBE_DOC)")
+
+    def run() -> dict[str, Any]:
+        call("reset(0)", component.reset, 0)
+        before = _copy(call("privileged_state()", component.privileged_state))
+        probe = call("calibration_probe()", fn)
+        after = call("privileged_state()", component.privileged_state)
+        ok, why = values_equal(before, after)
+        if not ok:
+            raise CheckFailed(f"calibration_probe() changed the world's state ({why}); draw the markers only for "
+                              "the probe and restore everything it moves")
+        if not hasattr(probe, "keys"):
+            raise CheckFailed(f"calibration_probe() returned {type(probe).__name__}; return a dict ({PROBE_DOC})")
+        missing = [k for k in ("points", "masks", "plane_point", "plane_normal", "plane_mask") if k not in probe]
+        if missing:
+            raise CheckFailed(f"calibration_probe() lacks {missing}; {PROBE_DOC}")
+        return dict(probe)
+
+    return cached(env, component, "world.calibration_probe", run)
+
+
+def _camera(component: Any) -> Camera:
+    cam = getattr(component, "camera", None)
+    if not isinstance(cam, Camera):
+        blocked_by("world_task_and_camera", "world.camera is not a d2f_core.Camera")
+    return cam
+
+
+def check_world_camera_projection(component: Any, env: CheckEnv) -> None:
+    probe = _probe(component, env)
+    cam = _camera(component)
+    pts = np.asarray(probe["points"], dtype=np.float64)
+    masks = np.asarray(probe["masks"])
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
+        raise CheckFailed(f"calibration_probe()['points'] has shape {pts.shape}; expected N x 3 metres, N >= 1")
+    if masks.dtype != np.bool_ or masks.shape != (len(pts), cam.height, cam.width):
+        raise CheckFailed(f"calibration_probe()['masks'] is {masks.dtype} {masks.shape}; expected bool "
+                          f"N x H x W = {(len(pts), cam.height, cam.width)} (one mask per marker, camera size)")
+    uv, z = cam.project(pts)
+    errors = []
+    for i in range(len(pts)):
+        ys, xs = np.nonzero(masks[i])
+        if len(xs) == 0:
+            raise CheckFailed(f"marker {i} at {pts[i].round(3).tolist()} is not drawn in its mask; place the markers "
+                              "in front of the camera and render each alone")
+        c = np.array([xs.mean(), ys.mean()])
+        errors.append((float(np.linalg.norm(uv[i] - c)), i, c))
+    worst, i, c = max(errors, key=lambda e: e[0])
+    if worst > 1.0:
+        d = uv[i] - c
+        hint = ""
+        if abs(d[1]) > 2 and abs(uv[i][1] - (cam.height - 1 - c[1])) < 2:
+            hint = ("; the image rows look flipped: OpenGL/MuJoCo buffers come bottom-up (flip with [::-1]) and "
+                    "their cameras look along -z with y up (R_cv = R_gl @ diag(1, -1, -1))")
+        elif np.allclose(np.abs(d), 0.5, atol=0.2):
+            hint = ("; a half-pixel offset: pixel (0, 0) is the centre of the top-left pixel, so cx = (W - 1) / 2 "
+                    "for a centred principal point")
+        elif z[i] <= 0:
+            hint = "; the marker is behind the camera: T_world_cam must be camera-to-world, z forward"
+        raise CheckFailed(f"world.camera projects marker {i} ({pts[i].round(3).tolist()} m) to pixel "
+                          f"{uv[i].round(2).tolist()}, but the simulator draws it at {c.round(2).tolist()} "
+                          f"({worst:.2f} px off, limit 1 px); check K (fx = fy = (H/2)/tan(fovy/2)) and "
+                          f"T_world_cam{hint}")
+
+
+def check_world_depth_plane(component: Any, env: CheckEnv) -> None:
+    probe = _probe(component, env)
+    cam = _camera(component)
+    rgbd = _rgbd(component)
+    m = np.asarray(probe["plane_mask"])
+    if m.dtype != np.bool_ or m.shape != rgbd.depth.shape:
+        raise CheckFailed(f"calibration_probe()['plane_mask'] is {m.dtype} {m.shape}; expected bool H x W = "
+                          f"{rgbd.depth.shape}")
+    p0 = np.asarray(probe["plane_point"], dtype=np.float64).reshape(3)
+    n = np.asarray(probe["plane_normal"], dtype=np.float64).reshape(3)
+    n = n / np.linalg.norm(n)
+    keep = m & rgbd.valid
+    if keep.sum() < 50:
+        raise CheckFailed(f"only {int(keep.sum())} pixels of the probe plane have valid depth; the plane must be "
+                          "visible (>= 50 pixels) and render() must return depth there")
+    ys, xs = np.nonzero(keep)
+    pts = cam.backproject(np.stack([xs, ys], -1).astype(np.float64), rgbd.depth[ys, xs])
+    dist = np.abs((pts - p0) @ n)
+    p99 = float(np.percentile(dist, 99))
+    if p99 > 0.005:
+        med = float(np.median(dist))
+        xy = np.stack([xs, ys], -1).astype(np.float64)
+        rays = cam.backproject(xy, np.ones(len(xs))) - cam.position  # camera z = 1 along each ray
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z_true = ((p0 - cam.position) @ n) / (rays @ n)
+            ratio = float(np.nanmedian(rgbd.depth[ys, xs] / z_true))
+        hint = ""
+        if rgbd.depth[ys, xs].max() <= 1.0 and ratio < 0.9:
+            hint = ("; depth looks like a normalised z-buffer: convert it to metres with the near/far planes "
+                    "(e.g. robosuite.utils.camera_utils.get_real_depth_map)")
+        elif abs(ratio - 1) > 0.002:
+            hint = f"; depth is {ratio:.4f} x the true depth: check units (metres) and that depth is along z, not the ray"
+        raise CheckFailed(f"back-projected depth of the probe plane lies up to {p99 * 1000:.1f} mm (99th percentile; "
+                          f"median {med * 1000:.1f} mm) off the plane, limit 5 mm{hint}")
+
+
 CHECKS: list[Check] = [
     *common_checks("world"),
     Check("world_action_bounds", "world", check_world_action_bounds,
@@ -205,4 +325,8 @@ CHECKS: list[Check] = [
           "world.task is a Task and world.camera a Camera"),
     Check("world_segmentation", "world", check_world_segmentation,
           "'segmentation': object_mask(task.object) is a non-empty bool mask of the image; unknown names raise"),
+    Check("world_camera_projection", "world", check_world_camera_projection,
+          "calibration_probe() markers project with world.camera within 1 px of where the simulator draws them"),
+    Check("world_depth_plane", "world", check_world_depth_plane,
+          "render() depth of the calibration_probe() plane, back-projected, lies within 5 mm of the plane"),
 ]

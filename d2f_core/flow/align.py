@@ -106,8 +106,12 @@ def _ransac_init(x: np.ndarray, y: np.ndarray, mode: str, seed: int, iterations:
 
 def apply_alignment(depth: np.ndarray, alignment: Alignment) -> np.ndarray:
     """Metric depth (float32) from estimated depth; invalid pixels (<= 0, NaN) stay 0."""
-    d = np.asarray(depth, dtype=np.float64)
-    valid = np.isfinite(d) & (d > 0)
-    out = np.where(valid, alignment.scale * d + alignment.shift, 0.0)
-    out[out <= 0] = 0.0
-    return out.astype(np.float32)
+    d = np.asarray(depth, dtype=np.float32)
+    out = np.empty(d.shape, np.float32)
+    for t in range(d.shape[0]) if d.ndim == 3 else [...]:  # frame by frame: cache-friendly, bounded memory
+        f = d[t]
+        o = f * np.float32(alignment.scale)
+        o += np.float32(alignment.shift)
+        o[~(f > 0) | ~(o > 0)] = 0.0  # invalid estimates (<= 0, NaN) and non-positive results
+        out[t] = o
+    return out

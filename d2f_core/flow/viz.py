@@ -140,8 +140,8 @@ def write_rerun(path: str | Path, flow: ObjectFlow, *, frames: np.ndarray | None
     """A Rerun recording (.rrd) of the flow over time, with the video and 2D tracks if given."""
     try:
         import rerun as rr
-    except ImportError:
-        return None, "Rerun recording needs rerun-sdk: pip install 'dream2flow[viz]'"
+    except ImportError as e:
+        return None, f"Rerun recording needs rerun-sdk: pip install 'dream2flow[viz]' ({e})"
     path = Path(path)
     try:
         rec = rr.RecordingStream("dream2flow")

@@ -254,10 +254,23 @@ class RobosuiteArm:
         with quiet_robosuite():
             cfg = robosuite.load_composite_controller_config(controller="BASIC", robot=self.robot)
         parts = cfg.setdefault("body_parts", {})
-        for arm in self.info.arms:
-            parts[arm] = self._joint_position_part(self.info.arm_joints[arm], gripper=True)
-        for part, joints in (("torso", self.info.torso_joints), ("head", self.info.head_joints)):
-            if joints and all(j in self.info.joint_ranges for j in joints):
+        info = self.info
+        # drop the parts this robot lacks (robosuite would drop them too, logging a warning each)
+        present = {"torso": bool(info.torso_joints) and all(j in info.joint_ranges for j in info.torso_joints),
+                   "head": bool(info.head_joints) and all(j in info.joint_ranges for j in info.head_joints),
+                   "legs": bool(info.legs_joints), "base": bool(info.base_joints)}
+        for part in list(parts):
+            if part in ("right", "left") and part not in info.arms:
+                del parts[part]
+            elif part in present and not present[part]:
+                del parts[part]
+        for arm in info.arms:
+            parts[arm] = self._joint_position_part(info.arm_joints[arm], gripper=True)
+        # torso/head: absolute targets, held still by joint_action. (robosuite bounds every non-arm
+        # part's action to [-1, 1], which holds GR1's torso/head poses near 0; Spot's legs stand at
+        # knee angles beyond -1, so they keep robosuite's delta controller: zero = stay.)
+        for part, joints in (("torso", info.torso_joints), ("head", info.head_joints)):
+            if present[part]:
                 parts[part] = self._joint_position_part(tuple(joints), gripper=False)
         return cfg
 

@@ -54,6 +54,31 @@ def _tokenizer(vocab_size: int = 64):
                                    unk_token="<unk>", model_max_length=512)
 
 
+class _quiet:
+    """Silence the Hugging Face progress bars while saving (restored afterwards)."""
+
+    def __enter__(self) -> None:
+        import huggingface_hub.utils as hf
+        from diffusers.utils import logging as dl
+        from transformers.utils import logging as tl
+        self._state = (hf.are_progress_bars_disabled(), dl.is_progress_bar_enabled(), tl.is_progress_bar_enabled())
+        hf.disable_progress_bars()
+        dl.disable_progress_bar()
+        tl.disable_progress_bar()
+
+    def __exit__(self, *exc) -> None:
+        import huggingface_hub.utils as hf
+        from diffusers.utils import logging as dl
+        from transformers.utils import logging as tl
+        hf_off, dl_on, tl_on = self._state
+        if not hf_off:
+            hf.enable_progress_bars()
+        if dl_on:
+            dl.enable_progress_bar()
+        if tl_on:
+            tl.enable_progress_bar()
+
+
 def build_tiny_wan(out_dir: str | Path, *, flf2v: bool = False, seed: int = 0) -> Path:
     """Write a tiny random-weight Wan 2.1 I2V (or FLF2V with ``flf2v=True``) pipeline to ``out_dir``.
 
@@ -93,7 +118,8 @@ def build_tiny_wan(out_dir: str | Path, *, flf2v: bool = False, seed: int = 0) -
     pipe = WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
                                    scheduler=scheduler, image_processor=image_processor,
                                    image_encoder=image_encoder, transformer=transformer)
-    pipe.save_pretrained(out)
+    with _quiet():
+        pipe.save_pretrained(out)
     (out / _MARKER).write_text(json.dumps({
         "what": "tiny random-weight Wan 2.1 pipeline built by d2f_plugins.video.wan_tiny (frames are noise)",
         "variant": "FLF2V" if flf2v else "I2V", "seed": seed, "resolution": list(TINY_RESOLUTION)}, indent=1))

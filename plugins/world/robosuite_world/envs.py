@@ -153,11 +153,11 @@ class D2FBreadInBowl(_D2FMixin, ManipulationEnv):
 class D2FOpenOven(_D2FMixin, ManipulationEnv):
     """A countertop oven on a 0.8 x 0.8 m table, its door facing the robot.
 
-    Placement: oven base centre x in [0.06, 0.10], y in [-0.05, 0.05], yaw in [-0.2, 0.2] rad
+    Placement: oven base centre x in [0.20, 0.26], y in [-0.04, 0.04], yaw in [-0.2, 0.2] rad
     about z (0 = door facing -x, towards the robot). The door starts closed (hinge 0).
     """
 
-    OVEN_RANGE = ((0.06, 0.10), (-0.05, 0.05), (-0.2, 0.2))
+    OVEN_RANGE = ((0.20, 0.26), (-0.04, 0.04), (-0.2, 0.2))
 
     def __init__(self, robots, open_threshold: float = 0.5, **kwargs):
         self.table_full_size = (0.8, 0.8, 0.05)

@@ -12,11 +12,22 @@ hide the robot, and keeps calibration markers in :data:`MARKER_GROUP` (drawn onl
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["VISUAL_GROUP", "ROBOT_GROUP", "MARKER_GROUP", "Frame", "SimRenderer"]
+
+_LIVE: "weakref.WeakSet[SimRenderer]" = weakref.WeakSet()
+_HOOKED = False
+
+
+def _close_all() -> None:
+    """Free every live GL context before mujoco's EGL atexit hook terminates the display (LIFO)."""
+    for r in list(_LIVE):
+        r.close()
 
 VISUAL_GROUP = 1
 ROBOT_GROUP = 3
@@ -47,9 +58,14 @@ class SimRenderer:
         model.vis.global_.offheight = max(int(model.vis.global_.offheight), self.height)
         from mujoco import gl_context
 
+        global _HOOKED
         self._gl = gl_context.GLContext(self.width, self.height) if gl_context.GLContext is not None else None
         if self._gl is not None:
             self._gl.make_current()
+        if not _HOOKED:  # after the first context, so it runs before the EGL display is terminated
+            atexit.register(_close_all)
+            _HOOKED = True
+        _LIVE.add(self)
         self._ctx = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._ctx)
         self._ctx.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
@@ -69,12 +85,17 @@ class SimRenderer:
         self._flags0[mujoco.mjtRndFlag.mjRND_IDCOLOR] = 0
 
     def close(self) -> None:
-        if self._gl is not None:
-            try:
+        """Free the MuJoCo render context and the GL context (idempotent)."""
+        try:
+            if self._gl is not None:
+                self._gl.make_current()
+            if self._ctx is not None:
+                self._ctx.free()
+            if self._gl is not None:
                 self._gl.free()
-            except Exception:  # noqa: BLE001 - freeing at interpreter exit may fail harmlessly
-                pass
-            self._gl = None
+        except Exception:  # noqa: BLE001 - freeing at interpreter exit may fail harmlessly
+            pass
+        self._gl = None
         self._ctx = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort

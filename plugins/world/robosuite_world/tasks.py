@@ -17,7 +17,7 @@ object held still for the first and last few percent, as a video of a hand doing
 * ``open_door``: the handle turns down by :data:`DOOR_LATCH_TURN` rad (s 0.08-0.30), then the door
   swings to :data:`DOOR_HINGE_TARGET` rad (s 0.30-0.92), inside robosuite's hinge range [0, 0.4].
 * ``open_oven``: the door turns down to :data:`OVEN_HINGE_TARGET` rad (s 0.08-0.92), inside [0, 1.6].
-* ``bread_in_bowl``: the bread is lifted 10 cm above the higher of its start and the bowl rim
+* ``bread_in_bowl``: the bread is lifted 6 cm above the higher of its start and the bowl rim
   (s 0.06-0.30), carried over the bowl while turning to its final orientation (s 0.30-0.66),
   and lowered into its resting pose (s 0.66-0.94). The resting pose is found first by dropping
   the bread from 1 cm above the bowl floor and letting physics settle (robot held still), so the
@@ -78,7 +78,7 @@ TASKS: dict[str, TaskSpec] = {
         contact=("Door_latch", "Door_handle_visual")),
     "open_oven": TaskSpec(
         name="open_oven", instruction="open the oven", object="oven door", env="D2FOpenOven",
-        camera=((-0.35, -0.75, 1.40), (0.02, 0.0, 0.93), 45.0),
+        camera=((-0.40, -0.45, 1.45), (0.12, 0.0, 0.92), 45.0),
         names={"oven door": ("subtree:oven_door",),
                "handle": ("geoms:oven_handle_bar_vis,oven_handle_post_l_vis,oven_handle_post_r_vis",),
                "oven": ("subtree:oven_main",), "oven body": ("body:oven_main",), "table": ("body:table",),
@@ -87,7 +87,7 @@ TASKS: dict[str, TaskSpec] = {
         contact=("oven_door", "oven_handle_bar_vis")),
     "bread_in_bowl": TaskSpec(
         name="bread_in_bowl", instruction="put the bread in the bowl", object="bread", env="D2FBreadInBowl",
-        camera=((0.45, -0.42, 1.32), (-0.04, 0.0, 0.82), 45.0),
+        camera=((0.25, -0.35, 1.20), (-0.06, -0.01, 0.82), 45.0),
         names={"bread": ("subtree:bread_main",), "bowl": ("subtree:bowl_main",), "table": ("body:table",),
                "robot": ("robot",)},
         aliases={"loaf": "bread", "bread loaf": "bread"},
@@ -215,7 +215,7 @@ def oracle_qpos(world, d0, num_frames: int) -> list[np.ndarray]:
         rest = world._settle_bread(d0)
         p1, r1 = rest[:3], rest[3:7]
         bowl_top = float(d0.xpos[env.bowl_body_id][2]) + BOWL["height"]
-        z_lift = max(p0[2], bowl_top - env.bread_min_z) + 0.10
+        z_lift = max(p0[2], bowl_top - env.bread_min_z) + 0.06
         for s in s_all:
             q = q0.copy()
             a, b, c = _phase(s, 0.06, 0.30), _phase(s, 0.30, 0.66), _phase(s, 0.66, 0.94)

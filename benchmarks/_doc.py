@@ -1,0 +1,25 @@
+"""Shared by the benchmarks: replace (or append) one section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+
+def machine_line(command: str) -> str:
+    return (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}; command: `{command}`.")
+
+
+def write_section(path: Path, section: str, text: str) -> None:
+    """``text`` starts with the ``section`` heading; an existing section of that heading is replaced."""
+    doc = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    if section in doc:
+        start = doc.index(section)
+        nxt = doc.find("\n## ", start + len(section))
+        doc = doc[:start] + text + (doc[nxt + 1:] if nxt != -1 else "")
+    else:
+        doc = doc.rstrip() + "\n\n" + text
+    path.write_text(doc)

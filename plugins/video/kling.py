@@ -1,0 +1,560 @@
+"""``kling`` video model: Kling AI image-to-video through its REST API.
+
+Protocol (Kling API "General Information" and "Image to Video" reference):
+
+* every request carries ``Authorization: Bearer <JWT>``, a JSON Web Token signed HS256 with the
+  secret key, claims ``iss`` = access key, ``exp`` = now + 1800 s, ``nbf`` = now - 5 s. A fresh
+  token is made for every request, so long polls never use an expired one.
+* ``POST {base_url}/v1/videos/image2video`` with a JSON body ``model_name``, ``image`` (base64
+  PNG/JPEG, no ``data:`` prefix), ``image_tail`` (the end frame, optional), ``prompt``,
+  ``negative_prompt``, ``duration`` ("5" or "10" seconds), ``mode`` ("std"/"pro"), ``cfg_scale``;
+  the reply's ``data.task_id`` names the task.
+* ``GET {base_url}/v1/videos/image2video/{task_id}`` until ``data.task_status`` is ``succeed``
+  (the video is at ``data.task_result.videos[0].url``) or ``failed`` (``data.task_status_msg``
+  says why); ``submitted`` and ``processing`` mean wait.
+* replies are ``{"code": 0, "message": ..., "request_id": ..., "data": ...}``; a non-zero
+  ``code`` is an error: 1000-1004 authentication (HTTP 401), 1100-1103 account / balance
+  (HTTP 429 or 403, not worth retrying), 1200-1203 bad request, 1300/1301 policy / content
+  safety, 1302 rate limit and 1303 concurrency limit (HTTP 429, retried with backoff), 5000-5002
+  server errors (HTTP 5xx, retried).
+
+Keys come from ``KLING_ACCESS_KEY`` and ``KLING_SECRET_KEY`` only; they are never logged, never
+written to run folders and never appear in error messages. The video URL is downloaded without
+the Authorization header (it is usually on a CDN host).
+
+Conversions at the adapter's edge:
+
+* Kling wants images of at least 300 px per side with aspect ratio between 1:2.5 and 2.5:1:
+  smaller images are upscaled (aspect kept) before sending; other aspect ratios are refused.
+* the service returns ``duration`` x its own frame rate frames (e.g. 5 s x 24 fps = 120) at its
+  own resolution (following the input image's aspect ratio). The adapter resamples them to the
+  requested ``num_frames`` (evenly spaced in time, first and last frame kept, ``Video.fps`` set
+  so the duration is unchanged) and resizes them per axis to the input image's size, so pixel
+  (u, v) of every frame is pixel (u, v) of the camera image. ``Video.model`` records both steps.
+* Kling has no seed: ``seed`` is accepted and ignored (``Video.seed`` is None).
+
+:class:`KlingStandIn` is a local server speaking the same protocol (JWT verification included);
+``d2f check kling`` runs the conformance checks against it (no credits are spent) and
+``python -m d2f_plugins.video.kling serve`` starts one for manual end-to-end runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+import re
+import time
+import uuid
+from typing import Any, Literal, Mapping
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from d2f_core import Manifest, ModelInputSpec, Video, hookimpl
+from d2f_core.registry import PluginUnavailableError
+from d2f_core.validate import check_image
+
+from ._adapter_util import (StandInServer, TransientError, VideoServiceError, call_with_retries,
+                            check_num_frames, decode_video_bytes, encode_image, encode_mp4, env_secret,
+                            http_request, resample_frames, resize_frames, scrub, synthetic_video)
+
+__all__ = ["KlingOptions", "KlingVideoModel", "make_jwt", "verify_jwt", "KlingStandIn", "DEFAULT_BASE_URL"]
+
+DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
+"""The official endpoint for servers outside China (``https://api.klingai.com`` is the older one)."""
+ACCESS_ENV, SECRET_ENV = "KLING_ACCESS_KEY", "KLING_SECRET_KEY"
+ENDPOINT = "/v1/videos/image2video"
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+_ACCOUNT_CODES = {1100, 1101, 1102, 1103, 1304}
+_RETRY_CODES = {1302, 1303}
+
+
+# --------------------------------------------------------------------------- JWT (HS256, stdlib)
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make_jwt(access_key: str, secret_key: str, *, now: float | None = None, ttl_s: int = 1800) -> str:
+    """The Kling API token: HS256 JWT with iss = access key, exp = now + 1800, nbf = now - 5."""
+    t = int(time.time() if now is None else now)
+    header = {"alg": "HS256", "typ": "JWT"}
+    payload = {"iss": access_key, "exp": t + int(ttl_s), "nbf": t - 5}
+    signing = (_b64url(json.dumps(header, separators=(",", ":")).encode()) + b"."
+               + _b64url(json.dumps(payload, separators=(",", ":")).encode()))
+    sig = hmac.new(secret_key.encode(), signing, hashlib.sha256).digest()
+    return (signing + b"." + _b64url(sig)).decode("ascii")
+
+
+def verify_jwt(token: str, access_key: str, secret_key: str, *, now: float | None = None,
+               leeway_s: float = 0.0) -> tuple[int, str]:
+    """Check a Kling token as the service does: (0, "") when valid, else (Kling code, reason).
+
+    Codes: 1002 malformed / wrong signature / wrong issuer, 1003 not yet valid (nbf), 1004 expired.
+    """
+    t = time.time() if now is None else now
+    parts = token.split(".")
+    if len(parts) != 3:
+        return 1002, "token is not a JWT (header.payload.signature)"
+    try:
+        header = json.loads(_b64url_decode(parts[0]))
+        payload = json.loads(_b64url_decode(parts[1]))
+        sig = _b64url_decode(parts[2])
+    except (ValueError, UnicodeDecodeError):
+        return 1002, "token parts are not base64url JSON"
+    if not isinstance(header, dict) or header.get("alg") != "HS256":
+        return 1002, f"alg must be HS256, got {header.get('alg') if isinstance(header, dict) else header!r}"
+    expect = hmac.new(secret_key.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(sig, expect):
+        return 1002, "signature does not match the secret key"
+    if not isinstance(payload, dict) or payload.get("iss") != access_key:
+        return 1002, "iss is not the access key"
+    for claim in ("exp", "nbf"):
+        if not isinstance(payload.get(claim), (int, float)):
+            return 1002, f"claim {claim!r} missing or not a number"
+    if payload["nbf"] > t + leeway_s:
+        return 1003, "token not yet valid (nbf in the future)"
+    if payload["exp"] <= t - leeway_s:
+        return 1004, "token expired"
+    return 0, ""
+
+
+# --------------------------------------------------------------------------- options
+
+
+class KlingOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(DEFAULT_BASE_URL, description="API root (scheme://host[:port]); the default is "
+                                                        "the official endpoint; point it at a proxy or a "
+                                                        "local stand-in for tests")
+    model_name: str = Field("kling-v2-1", description="Kling model, e.g. kling-v1-6, kling-v2-1, "
+                                                      "kling-v2-1-master, kling-v2-5-turbo")
+    mode: Literal["std", "pro"] = Field("std", description="std (faster, cheaper) or pro (higher quality; "
+                                                           "most models need pro for an end frame)")
+    duration: int = Field(5, description="seconds of video to generate: 5 or 10 (end frames allow 5 only "
+                                         "on most models)")
+    cfg_scale: float | None = Field(None, ge=0.0, le=1.0, description="prompt adherence 0-1 (not supported "
+                                                                       "by kling-v2.x models); unset = service default")
+    negative_prompt: str = Field("", max_length=2500, description="what the video must not show")
+    poll_interval_s: float = Field(10.0, gt=0, description="seconds between status polls")
+    timeout_s: float = Field(900.0, gt=0, description="overall limit for one generation, seconds")
+    request_timeout_s: float = Field(60.0, gt=0, description="limit per HTTP request, seconds")
+    retries: int = Field(5, ge=0, description="retries of a request on rate limits (429) and server errors")
+    backoff_s: float = Field(2.0, ge=0, description="first retry wait, seconds; doubles per retry (max 60)")
+    min_image_side: int = Field(300, ge=1, description="images with a side shorter than this (pixels) are "
+                                                       "upscaled before sending (Kling refuses < 300 px)")
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, v: int) -> int:
+        if v not in (5, 10):
+            raise ValueError("must be 5 or 10 (seconds)")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must start with http:// or https:// and name a host")
+        return v.rstrip("/")
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _missing_keys() -> str | None:
+    missing = [n for n in (ACCESS_ENV, SECRET_ENV) if not env_secret(n)[1]]
+    if missing:
+        return (f"set the environment variable(s) {' and '.join(missing)} to your Kling API access key "
+                "and secret key (Kling developer console > API keys)")
+    return None
+
+
+class KlingVideoModel:
+    """Kling image-to-video (optionally first-and-last frame) through the REST API."""
+
+    name = "kling"
+    capabilities = frozenset({"api", "end_frame_conditioning", "model_input"})
+    model_input_spec = ModelInputSpec(channel_order="RGB", value_range=(0.0, 255.0), layout="HWC")
+
+    def __init__(self, options: KlingOptions | None = None) -> None:
+        self.options = options or KlingOptions()
+        why = _missing_keys()
+        if why:
+            raise PluginUnavailableError(f"video plugin 'kling': {why}")
+        self._access = env_secret(ACCESS_ENV)[1]
+        self._secret = env_secret(SECRET_ENV)[1]
+        self.last_task: dict[str, Any] = {}
+        """What the last generate() did (task id, polls, frames received) - for logs and tests."""
+
+    # -- helpers
+    def _secrets(self) -> list[str | None]:
+        return [self._access, self._secret]
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_jwt(self._access, self._secret)}"}
+
+    def _fail(self, text: str) -> VideoServiceError:
+        return VideoServiceError(scrub(f"kling: {text}", self._secrets()))
+
+    def _checked(self, resp: Any, what: str) -> Any:
+        """The reply's ``data`` for a successful reply; raises (Transient for retryable failures)."""
+        body = resp.json()
+        code = body.get("code") if isinstance(body, dict) else None
+        msg = scrub(str(body.get("message", "")) if isinstance(body, dict) else resp.body[:200], self._secrets())
+        rid = body.get("request_id") if isinstance(body, dict) else None
+        tag = f"HTTP {resp.status}" + (f", code {code}" if code is not None else "") + (f": {msg}" if msg else "")
+        if rid:
+            tag += f" (request_id {rid})"
+        if resp.status == 429 or code in _RETRY_CODES:
+            if code in _ACCOUNT_CODES:
+                raise self._fail(f"{what} refused, account problem ({tag}); check the account's balance / "
+                                 "resource packs and status in the Kling developer console")
+            raise TransientError(f"{what}: rate or concurrency limit ({tag})", resp.retry_after())
+        if resp.status >= 500 or (isinstance(code, int) and 5000 <= code < 6000):
+            raise TransientError(f"{what}: server error ({tag})", resp.retry_after())
+        if resp.status == 401 or (isinstance(code, int) and 1000 <= code <= 1004):
+            raise self._fail(f"{what}: authentication failed ({tag}); check {ACCESS_ENV} and {SECRET_ENV} "
+                             "and this machine's clock (the token's nbf/exp are time-based)")
+        if code in _ACCOUNT_CODES:
+            raise self._fail(f"{what} refused, account problem ({tag}); check the Kling developer console")
+        if code in (1300, 1301):
+            raise self._fail(f"{what} refused by the service's content policy / safety check ({tag}); "
+                             "change the prompt or images")
+        if resp.status >= 400 or (code not in (0, None)):
+            raise self._fail(f"{what} failed ({tag})")
+        if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+            raise self._fail(f"{what}: unexpected reply (no 'data' object): {scrub(resp.body[:200], self._secrets())!r}")
+        return body["data"]
+
+    def _prepare(self, image: np.ndarray, name: str) -> tuple[str, tuple[int, int]]:
+        """base64 PNG (JPEG when PNG is over 10 MB) of ``image``, upscaled to the minimum side."""
+        h, w = image.shape[:2]
+        if not (1 / 2.5 <= w / h <= 2.5):
+            raise ValueError(f"{name}: aspect ratio {w}x{h} is outside Kling's 1:2.5 to 2.5:1; crop the image")
+        short = min(h, w)
+        if short < self.options.min_image_side:
+            s = self.options.min_image_side / short
+            h, w = int(np.ceil(h * s)), int(np.ceil(w * s))
+            image = resize_frames(image[None], h, w)[0]
+        data = encode_image(image, "PNG")
+        if len(data) > MAX_IMAGE_BYTES:
+            data = encode_image(image, "JPEG", quality=95)
+        return base64.b64encode(data).decode("ascii"), (h, w)
+
+    def model_input(self, image: np.ndarray) -> np.ndarray:
+        """The RGB uint8 H x W x 3 image sent to Kling (upscaled to the minimum side), decoded back
+        from the base64 PNG that goes over the wire."""
+        check_image(image, "image")
+        from PIL import Image
+        with Image.open(io.BytesIO(base64.b64decode(self._prepare(image, "image")[0]))) as im:
+            return np.asarray(im.convert("RGB"))
+
+    def generate(self, image: np.ndarray, prompt: str, *, last_image: np.ndarray | None = None,
+                 num_frames: int = 49, seed: int | None = None) -> Video:
+        check_image(image, "image")
+        if last_image is not None:
+            check_image(last_image, "last_image")
+            if last_image.shape != image.shape:
+                raise ValueError(f"last_image: must be the size of image {image.shape[:2]}, got "
+                                 f"{last_image.shape[:2]}")
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt: expected a string, got {type(prompt).__name__}")
+        n = check_num_frames(num_frames)
+        o = self.options
+        img_b64, sent_hw = self._prepare(image, "image")
+        body: dict[str, Any] = {"model_name": o.model_name, "image": img_b64, "prompt": prompt,
+                                "duration": str(o.duration), "mode": o.mode}
+        if o.negative_prompt:
+            body["negative_prompt"] = o.negative_prompt
+        if o.cfg_scale is not None:
+            body["cfg_scale"] = o.cfg_scale
+        if last_image is not None:
+            body["image_tail"] = self._prepare(last_image, "last_image")[0]
+
+        deadline = time.monotonic() + o.timeout_s
+        retry = dict(retries=o.retries, backoff_s=o.backoff_s, deadline=deadline)
+        url = f"{o.base_url}{ENDPOINT}"
+
+        def create() -> Any:
+            return self._checked(http_request("POST", url, headers=self._auth(), body=body,
+                                              timeout=o.request_timeout_s), "creating the task")
+
+        data = call_with_retries(create, what="kling: creating the task", **retry)
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise self._fail(f"the reply to creating the task holds no data.task_id: {scrub(data, self._secrets())}")
+        self.last_task = {"task_id": task_id, "polls": 0, "statuses": []}
+
+        def poll() -> Any:
+            return self._checked(http_request("GET", f"{url}/{task_id}", headers=self._auth(),
+                                              timeout=o.request_timeout_s), f"polling task {task_id}")
+
+        while True:
+            if time.monotonic() + o.poll_interval_s > deadline:
+                raise self._fail(f"task {task_id} not finished after {o.timeout_s:g} s (timeout_s; last status "
+                                 f"{(self.last_task['statuses'] or ['none'])[-1]!r}); raise timeout_s or try later")
+            time.sleep(o.poll_interval_s)
+            data = call_with_retries(poll, what=f"kling: polling task {task_id}", **retry)
+            status = data.get("task_status")
+            self.last_task["polls"] += 1
+            self.last_task["statuses"].append(status)
+            if status == "succeed":
+                break
+            if status == "failed":
+                why = scrub(data.get("task_status_msg") or "no reason given", self._secrets())
+                raise self._fail(f"task {task_id} failed: {why}")
+            if status not in ("submitted", "processing"):
+                raise self._fail(f"task {task_id} has unknown status {status!r} (expected submitted, "
+                                 "processing, succeed or failed)")
+        try:
+            video_url = data["task_result"]["videos"][0]["url"]
+        except (KeyError, IndexError, TypeError):
+            raise self._fail(f"task {task_id} succeeded without data.task_result.videos[0].url") from None
+
+        def download() -> bytes:
+            r = http_request("GET", video_url, timeout=max(o.request_timeout_s, 120.0))
+            if r.status == 429 or r.status >= 500:
+                raise TransientError(f"downloading the video: HTTP {r.status}", r.retry_after())
+            if r.status != 200:
+                raise self._fail(f"downloading the video of task {task_id} failed: HTTP {r.status}")
+            return r.body
+
+        raw = call_with_retries(download, what="kling: downloading the video", **retry)
+        frames, fps = decode_video_bytes(raw, ".mp4")
+        total, (h, w) = frames.shape[0], frames.shape[1:3]
+        fps = float(fps or total / o.duration)
+        src_duration = (total - 1) / fps if total > 1 else float(o.duration)
+        frames, _ = resample_frames(frames, n)
+        out_fps = (n - 1) / src_duration if src_duration > 0 else fps
+        H0, W0 = image.shape[:2]
+        frames = resize_frames(frames, H0, W0)
+        self.last_task.update(received_frames=total, received_fps=fps, received_size=(h, w), sent_size=sent_hw)
+        model = (f"kling:{o.model_name} (task {task_id}; {total} frames at {fps:g} fps resampled to {n}; "
+                 f"{w}x{h} resized to {W0}x{H0}; no seed support)")
+        return Video(frames=frames, fps=out_fps, model=model, prompt=prompt, seed=None)
+
+
+def _factory(options: KlingOptions | None, ctx: Any = None) -> KlingVideoModel:
+    return KlingVideoModel(options or KlingOptions())
+
+
+# --------------------------------------------------------------------------- the stand-in server
+
+
+class KlingStandIn(StandInServer):
+    """A local server speaking the Kling image-to-video protocol, for checks and tests.
+
+    It verifies the JWT (signature with the secret key, ``iss``, ``nbf``, ``exp``) and the request
+    body as the documentation describes, and "generates" the input image drifting right
+    (cross-fading into ``image_tail`` when given), ``duration`` x ``fps`` frames, short side
+    ``short_side`` pixels, as an mp4 served from ``/media/<task>.mp4``.
+
+    Knobs for tests: ``polls_before_done`` (status polls answered ``submitted``/``processing``),
+    ``rate_limit_first`` (create requests answered 429 / code 1302 first), ``server_errors_first``
+    (create requests answered 500 / 5000 first), ``poll_errors_first`` (polls answered 503 first),
+    ``account_code`` (every create answered 429 with that code, e.g. 1102 = no resource pack),
+    ``fail_task_msg`` (tasks end ``failed`` with this message), ``retry_after`` (seconds, header of
+    the 429s). Received requests are in :attr:`requests`; tasks in :attr:`tasks`.
+    """
+
+    def __init__(self, access_key: str, secret_key: str, *, polls_before_done: int = 1, fps: float = 8.0,
+                 short_side: int = 72, shift_px: float = 6.0, rate_limit_first: int = 0,
+                 server_errors_first: int = 0, poll_errors_first: int = 0, account_code: int | None = None,
+                 fail_task_msg: str | None = None, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.access_key, self.secret_key = access_key, secret_key
+        self.polls_before_done, self.fps, self.short_side, self.shift_px = polls_before_done, fps, short_side, shift_px
+        self.rate_limit_first, self.server_errors_first = rate_limit_first, server_errors_first
+        self.poll_errors_first, self.account_code = poll_errors_first, account_code
+        self.fail_task_msg, self.retry_after = fail_task_msg, retry_after
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.media: dict[str, bytes] = {}
+        self.media_auth_headers: list[str | None] = []
+
+    def _env(self, data: Any, code: int = 0, message: str = "SUCCEED") -> dict[str, Any]:
+        return {"code": code, "message": message, "request_id": str(uuid.uuid4()), "data": data}
+
+    def _error(self, status: int, code: int, message: str, headers: Mapping[str, str] | None = None):
+        return self.json_reply(status, self._env(None, code, message), headers)
+
+    def _auth_problem(self, headers: Mapping[str, str]):
+        auth = headers.get("Authorization")
+        if not auth:
+            return self._error(401, 1001, "Authorization is empty")
+        if not auth.startswith("Bearer "):
+            return self._error(401, 1002, "Authorization is invalid")
+        code, why = verify_jwt(auth[len("Bearer "):], self.access_key, self.secret_key)
+        return self._error(401, code, f"Authorization is invalid: {why}") if code else None
+
+    @staticmethod
+    def _image(value: Any, field: str) -> tuple[np.ndarray | None, str]:
+        if not isinstance(value, str) or not value:
+            return None, f"{field} must be a non-empty string"
+        if value.startswith("data:"):
+            return None, f"{field} must be plain base64 without a data: prefix"
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:
+            return None, f"{field} is not valid base64"
+        try:
+            from PIL import Image
+            with Image.open(io.BytesIO(raw)) as im:
+                if im.format not in ("PNG", "JPEG"):
+                    return None, f"{field} must be jpg/jpeg/png, got {im.format}"
+                arr = np.asarray(im.convert("RGB"))
+        except Exception:  # noqa: BLE001
+            return None, f"{field} is not a readable image"
+        h, w = arr.shape[:2]
+        if min(h, w) < 300:
+            return None, f"{field} must be at least 300x300 px, got {w}x{h}"
+        if not (1 / 2.5 <= w / h <= 2.5):
+            return None, f"{field} aspect ratio must be between 1:2.5 and 2.5:1"
+        return arr, ""
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes):
+        path = path.split("?", 1)[0]
+        if method == "GET" and path.startswith("/media/"):
+            self.media_auth_headers.append(headers.get("Authorization"))
+            data = self.media.get(path[len("/media/"):])
+            return (200, {"Content-Type": "video/mp4"}, data) if data else self._error(404, 1203, "no such file")
+        problem = self._auth_problem(headers)
+        if problem:
+            return problem
+        if method == "POST" and path == ENDPOINT:
+            return self._create(body)
+        if method == "GET" and path.startswith(ENDPOINT + "/"):
+            return self._query(path[len(ENDPOINT) + 1:])
+        return self._error(404, 1203, f"no such endpoint {method} {path}")
+
+    def _create(self, raw: bytes):
+        if self.account_code is not None:
+            return self._error(429, self.account_code, "Account exception: resource pack depleted or expired")
+        if self.rate_limit_first > 0:
+            self.rate_limit_first -= 1
+            hdr = {"Retry-After": f"{self.retry_after:g}"} if self.retry_after is not None else None
+            return self._error(429, 1302, "API request too fast, rate limit exceeded", hdr)
+        if self.server_errors_first > 0:
+            self.server_errors_first -= 1
+            return self._error(500, 5000, "Server internal error")
+        try:
+            req = json.loads(raw)
+        except ValueError:
+            return self._error(400, 1200, "body is not JSON")
+        if not isinstance(req, dict):
+            return self._error(400, 1200, "body must be a JSON object")
+        first, why = self._image(req.get("image"), "image")
+        if first is None:
+            return self._error(400, 1201, why)
+        last = None
+        if "image_tail" in req:
+            last, why = self._image(req.get("image_tail"), "image_tail")
+            if last is None:
+                return self._error(400, 1201, why)
+        for field, limit in (("prompt", 2500), ("negative_prompt", 2500)):
+            if field in req and (not isinstance(req[field], str) or len(req[field]) > limit):
+                return self._error(400, 1201, f"{field} must be a string of at most {limit} characters")
+        if req.get("duration", "5") not in ("5", "10"):
+            return self._error(400, 1201, "duration must be the string \"5\" or \"10\"")
+        if req.get("mode", "std") not in ("std", "pro"):
+            return self._error(400, 1201, "mode must be std or pro")
+        if "cfg_scale" in req and not (isinstance(req["cfg_scale"], (int, float)) and 0 <= req["cfg_scale"] <= 1):
+            return self._error(400, 1201, "cfg_scale must be a number in [0, 1]")
+        if not isinstance(req.get("model_name", "kling-v1"), str):
+            return self._error(400, 1201, "model_name must be a string")
+        task_id = uuid.uuid4().hex[:18]
+        now = int(time.time() * 1000)
+        with self.lock:
+            self.tasks[task_id] = {"request": req, "first": first, "last": last, "polls": 0, "created": now}
+        return self.json_reply(200, self._env({"task_id": task_id, "task_status": "submitted",
+                                               "created_at": now, "updated_at": now}))
+
+    def _query(self, task_id: str):
+        if self.poll_errors_first > 0:
+            self.poll_errors_first -= 1
+            return self._error(503, 5001, "Server temporarily unavailable")
+        task = self.tasks.get(task_id)
+        if task is None:
+            return self._error(404, 1203, f"task {task_id} does not exist")
+        with self.lock:
+            task["polls"] += 1
+            polls = task["polls"]
+        data: dict[str, Any] = {"task_id": task_id, "created_at": task["created"],
+                                "updated_at": int(time.time() * 1000)}
+        if polls <= self.polls_before_done:
+            data["task_status"] = "submitted" if polls == 1 else "processing"
+            return self.json_reply(200, self._env(data))
+        if self.fail_task_msg is not None:
+            data.update(task_status="failed", task_status_msg=self.fail_task_msg)
+            return self.json_reply(200, self._env(data))
+        if task_id not in self.media:
+            first, last = task["first"], task["last"]
+            h, w = first.shape[:2]
+            s = self.short_side / min(h, w)
+            H, W = max(2, int(round(h * s / 2)) * 2), max(2, int(round(w * s / 2)) * 2)
+            seconds = int(task["request"].get("duration", "5"))
+            frames = synthetic_video(first, last, int(round(seconds * self.fps)), H, W, self.shift_px)
+            self.media[f"{task_id}.mp4"] = encode_mp4(frames, self.fps)
+        data.update(task_status="succeed", task_status_msg="",
+                    task_result={"videos": [{"id": task_id, "url": f"{self.url}/media/{task_id}.mp4",
+                                             "duration": task["request"].get("duration", "5")}]})
+        return self.json_reply(200, self._env(data))
+
+
+def _check_options(env: Any) -> dict[str, Any]:
+    """Start a stand-in speaking the Kling protocol for ``d2f check`` (no credits are spent).
+
+    It verifies tokens made from the same keys the adapter reads, and stops when the check's
+    temporary folder is removed (or after 10 minutes)."""
+    srv = KlingStandIn(env_secret(ACCESS_ENV)[1] or "", env_secret(SECRET_ENV)[1] or "",
+                       watch=env.tmp_dir, max_life_s=600, idle_s=120).start()
+    return {"base_url": srv.url, "poll_interval_s": 0.02, "backoff_s": 0.01, "timeout_s": 60.0}
+
+
+@hookimpl
+def d2f_register(register):
+    register(Manifest(
+        name="kling", kind="video", factory=_factory, options_model=KlingOptions,
+        capabilities=KlingVideoModel.capabilities, extra="kling",
+        requires=("imageio", "imageio_ffmpeg", "PIL"), install=None,
+        available=_missing_keys,
+        description="Kling AI image-to-video (first/last frame) through its REST API; keys from "
+                    "KLING_ACCESS_KEY / KLING_SECRET_KEY",
+        verified="local HTTP server speaking the documented API (JWT checked; rate limits, slow and "
+                 "failed tasks); never against the real service",
+        check_options=_check_options))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m d2f_plugins.video.kling serve [--seconds N]``: run a local Kling stand-in."""
+    import argparse
+    p = argparse.ArgumentParser(description="Run a local stand-in of the Kling image2video API.")
+    p.add_argument("command", choices=["serve"])
+    p.add_argument("--seconds", type=float, default=600.0, help="stop after this many seconds")
+    p.add_argument("--polls", type=int, default=1, help="polls answered 'processing' before 'succeed'")
+    a = p.parse_args(argv)
+    why = _missing_keys()
+    if why:
+        raise SystemExit(f"kling stand-in: {why} (any values work; the adapter must see the same ones)")
+    srv = KlingStandIn(env_secret(ACCESS_ENV)[1], env_secret(SECRET_ENV)[1], polls_before_done=a.polls,
+                       max_life_s=a.seconds, idle_s=a.seconds).start()
+    print(f"Kling stand-in at {srv.url} for {a.seconds:g} s: --set video.options.base_url={srv.url} "
+          "--set video.options.poll_interval_s=0.1", flush=True)
+    try:
+        while srv.running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()

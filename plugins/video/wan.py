@@ -1,0 +1,279 @@
+"""``wan2.1`` video model: Wan 2.1 image-to-video with diffusers' ``WanImageToVideoPipeline``.
+
+Weights come from a local folder in the diffusers layout (``options.weights``), never from the
+network: ``Wan-AI/Wan2.1-I2V-14B-480P-Diffusers`` (image-to-video) or
+``Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers`` (first-last-frame, for ``last_image``), downloaded on
+a machine with internet access, e.g. ``huggingface-cli download Wan-AI/Wan2.1-I2V-14B-480P-Diffusers
+--local-dir DIR``. :mod:`d2f_plugins.video.wan_tiny` builds a tiny random-weight folder of the
+same layout for tests.
+
+What the adapter does at its edge:
+
+* prompt: used as given. The core builds it from ``flow.prompt_template``, whose default is the
+  paper's ``"{task} by one hand. The camera holds a still pose, not zooming in or out."``
+  (override it there).
+* frames: ``num_frames`` is snapped to the nearest count of the form 4k + 1 (k >= 1) the Wan VAE
+  needs (49 stays 49; 2 becomes 5); ``Video.model`` says when it was changed.
+* resolution: the model runs at a size that is a multiple of 16 (VAE scale 8 x patch 2) with the
+  image's aspect ratio and about ``max_area`` pixels (480 x 832 by default, as the diffusers
+  example does), or at ``height`` x ``width`` when both are given. The image is resized to it
+  per axis (``model_input``) and the generated frames are resized back per axis to the image's
+  size, so pixel (u, v) of every frame is pixel (u, v) of the camera image (the aspect ratio
+  changes by at most one 16-pixel step on the way and is restored exactly).
+* end frame: with FLF2V weights (``transformer.config.pos_embed_seq_len`` set) ``last_image``
+  goes to the pipeline's ``last_image``. Without ``last_image`` an FLF2V model gets the first
+  frame as both CLIP image contexts (it needs two) and only the first frame as the video
+  condition; ``Video.model`` says so. I2V weights refuse ``last_image`` with a ValueError.
+* output: diffusers returns floats 0-1 (``output_type="np"``); frames become uint8 RGB.
+* seed: a CPU ``torch.Generator`` seeded with ``seed`` (random when None; the seed used is
+  recorded in ``Video.seed``), so the same seed gives the same frames on the same device.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from d2f_core import Manifest, ModelInputSpec, Video, hookimpl
+from d2f_core.registry import PluginError, PluginUnavailableError
+from d2f_core.validate import check_image
+
+from ._adapter_util import check_num_frames, resize_frames
+
+__all__ = ["WanOptions", "WanVideoModel", "snap_num_frames", "model_resolution", "WEIGHTS_HELP"]
+
+I2V_REPO = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
+FLF2V_REPO = "Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers"
+WEIGHTS_HELP = (f"download {I2V_REPO} (or {FLF2V_REPO} for end-frame conditioning) on a machine with "
+                f"internet access, e.g. `huggingface-cli download {I2V_REPO} --local-dir DIR`, and set "
+                "video.options.weights=DIR; the adapter never downloads weights")
+DEFAULT_NEGATIVE_PROMPT = (
+    "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, static, "
+    "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, poorly "
+    "drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, messy "
+    "background, three legs, many people in the background, walking backwards")
+"""The negative prompt of diffusers' Wan 2.1 example (an English rendering of Wan's default)."""
+
+
+class WanOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weights: str | None = Field(None, description=f"local folder of a diffusers Wan 2.1 image-to-video release "
+                                                  f"({I2V_REPO}; {FLF2V_REPO} for last_image)")
+    num_inference_steps: int = Field(50, ge=1, description="denoising steps")
+    guidance_scale: float = Field(5.0, ge=0.0, description="classifier-free guidance scale (<= 1 disables it)")
+    negative_prompt: str = Field(DEFAULT_NEGATIVE_PROMPT, description="what the video must not show")
+    max_area: int = Field(480 * 832, ge=256, description="pixels of the model resolution (height x width), "
+                                                          "chosen with the image's aspect ratio")
+    height: int | None = Field(None, ge=16, description="model resolution height, pixels (with width; "
+                                                         "overrides max_area; snapped down to a multiple of 16)")
+    width: int | None = Field(None, ge=16, description="model resolution width, pixels (with height)")
+    fps: float = Field(16.0, gt=0, description="frame rate of the generated video, Hz (Wan 2.1: 16)")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights' dtype; auto = float32 on the CPU, bfloat16 elsewhere (VAE and image "
+                            "encoder stay float32)")
+    device: str = Field("cpu", description="torch device, e.g. cpu, cuda, cuda:1")
+    cpu_offload: bool = Field(False, description="diffusers' enable_model_cpu_offload (moves each model to "
+                                                 "`device` only while it runs; for GPUs with little memory)")
+    max_sequence_length: int = Field(512, ge=8, description="prompt tokens (longer prompts are truncated)")
+
+    @model_validator(mode="after")
+    def _both_sizes(self) -> "WanOptions":
+        if (self.height is None) != (self.width is None):
+            raise ValueError("height and width go together: give both (model resolution) or neither "
+                             "(max_area picks it)")
+        return self
+
+
+def snap_num_frames(n: int, temporal: int = 4) -> int:
+    """The frame count of the form ``temporal * k + 1`` (k >= 1) nearest to ``n`` (ties go up)."""
+    k = max(1, int(math.floor((n - 1) / temporal + 0.5)))
+    return temporal * k + 1
+
+
+def model_resolution(height: int, width: int, *, multiple: int = 16, max_area: int = 480 * 832,
+                     fixed: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(height, width) the model runs at for an image of ``height`` x ``width``: multiples of
+    ``multiple`` with the image's aspect ratio and about ``max_area`` pixels (as diffusers' Wan
+    example computes it), or ``fixed`` snapped down to multiples."""
+    if fixed is not None:
+        h, w = fixed
+    else:
+        aspect = height / width
+        h, w = round(math.sqrt(max_area * aspect)), round(math.sqrt(max_area / aspect))
+    return max(multiple, h // multiple * multiple), max(multiple, w // multiple * multiple)
+
+
+def _weights_error(text: str) -> PluginUnavailableError:
+    return PluginUnavailableError(f"video plugin 'wan2.1': {text}; {WEIGHTS_HELP}")
+
+
+def _check_weights(weights: str | None) -> Path:
+    if not weights:
+        raise _weights_error("video.options.weights is not set")
+    p = Path(weights).expanduser()
+    if not p.is_dir():
+        raise _weights_error(f"video.options.weights: folder {p} does not exist")
+    index = p / "model_index.json"
+    if not index.is_file():
+        raise _weights_error(f"video.options.weights: {p} has no model_index.json (not a diffusers pipeline "
+                             "folder)")
+    try:
+        cls = json.loads(index.read_text()).get("_class_name")
+    except (OSError, ValueError) as e:
+        raise _weights_error(f"video.options.weights: cannot read {index} ({e})") from None
+    if cls != "WanImageToVideoPipeline":
+        raise _weights_error(f"video.options.weights: {p} holds a {cls} pipeline, not a Wan 2.1 "
+                             "image-to-video one (WanImageToVideoPipeline)")
+    return p
+
+
+class WanVideoModel:
+    """Wan 2.1 image-to-video (FLF2V weights: also first-last-frame) on a local diffusers folder."""
+
+    name = "wan2.1"
+    capabilities = frozenset({"needs_weights", "deterministic", "model_input", "end_frame_conditioning"})
+    """Declared by the plugin; an instance on I2V weights drops ``end_frame_conditioning``."""
+    model_input_spec = ModelInputSpec(channel_order="RGB", value_range=(0.0, 255.0), layout="HWC")
+
+    def __init__(self, options: WanOptions) -> None:
+        self.options = o = options
+        self.weights = _check_weights(o.weights)
+        try:
+            import torch
+            from diffusers import WanImageToVideoPipeline
+        except ImportError as e:
+            raise PluginUnavailableError(f"video plugin 'wan2.1' needs {e.name or e} (not installed): "
+                                         "pip install 'dream2flow[wan]'") from None
+        try:
+            import ftfy  # noqa: F401 - diffusers' Wan prompt cleaning calls it
+        except ImportError:
+            raise PluginUnavailableError("video plugin 'wan2.1' needs ftfy (not installed): "
+                                         "pip install 'dream2flow[wan]'") from None
+        self._torch = torch
+        dtype_name = o.dtype if o.dtype != "auto" else ("float32" if o.device == "cpu" else "bfloat16")
+        dtype = getattr(torch, dtype_name)
+        torch_dtype: Any = dtype if dtype == torch.float32 else {
+            "default": dtype, "vae": torch.float32, "image_encoder": torch.float32}
+        from diffusers.pipelines import pipeline_utils
+        dtype_kw = "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"  # renamed in 0.4x
+        try:
+            pipe = WanImageToVideoPipeline.from_pretrained(str(self.weights), local_files_only=True,
+                                                           **{dtype_kw: torch_dtype})
+        except Exception as e:  # noqa: BLE001 - any loading problem is one line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise PluginError(f"video plugin 'wan2.1': cannot load the pipeline from {self.weights} "
+                              f"({type(e).__name__}: {first}); check that the folder is a complete "
+                              f"download of {I2V_REPO} or {FLF2V_REPO}") from None
+        pipe.set_progress_bar_config(disable=True)
+        if o.cpu_offload:
+            pipe.enable_model_cpu_offload(device=o.device)
+        else:
+            pipe.to(o.device)
+        self.pipe = pipe
+        tcfg = pipe.transformer.config
+        self.flf2v = getattr(tcfg, "pos_embed_seq_len", None) is not None
+        self.variant = "FLF2V" if self.flf2v else "I2V"
+        if not self.flf2v:
+            self.capabilities = frozenset(self.capabilities - {"end_frame_conditioning"})
+        self.multiple = math.lcm(int(pipe.vae_scale_factor_spatial) * int(tcfg.patch_size[1]), 16)
+        self.temporal = int(pipe.vae_scale_factor_temporal)
+
+    # -- conversions
+    def resolution(self, height: int, width: int) -> tuple[int, int]:
+        o = self.options
+        fixed = (o.height, o.width) if o.height is not None and o.width is not None else None
+        return model_resolution(height, width, multiple=self.multiple, max_area=o.max_area, fixed=fixed)
+
+    def model_input(self, image: np.ndarray) -> np.ndarray:
+        """The RGB uint8 H x W x 3 image the pipeline receives (as a PIL image): ``image`` resized
+        per axis to the model resolution."""
+        check_image(image, "image")
+        H, W = self.resolution(*image.shape[:2])
+        return resize_frames(np.asarray(image)[None], H, W)[0]
+
+    def generate(self, image: np.ndarray, prompt: str, *, last_image: np.ndarray | None = None,
+                 num_frames: int = 49, seed: int | None = None) -> Video:
+        check_image(image, "image")
+        if last_image is not None:
+            if not self.flf2v:
+                raise ValueError(f"last_image: the Wan weights at {self.weights} are image-to-video (I2V) only; "
+                                 f"end-frame conditioning needs first-last-frame weights ({FLF2V_REPO})")
+            check_image(last_image, "last_image")
+            if last_image.shape != image.shape:
+                raise ValueError(f"last_image: must be the size of image {image.shape[:2]}, got "
+                                 f"{last_image.shape[:2]}")
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt: expected a string, got {type(prompt).__name__}")
+        n_req = check_num_frames(num_frames)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"seed: expected an integer or None, got {seed!r}")
+        from PIL import Image
+        torch, o = self._torch, self.options
+        n = snap_num_frames(n_req, self.temporal)
+        H0, W0 = image.shape[:2]
+        H, W = self.resolution(H0, W0)
+        first = Image.fromarray(self.model_input(image))
+        last = Image.fromarray(self.model_input(last_image)) if last_image is not None else None
+        used_seed = int(seed) if seed is not None else secrets.randbits(63)
+        generator = torch.Generator(device="cpu").manual_seed(used_seed)
+        kw: dict[str, Any] = dict(image=first, prompt=prompt, negative_prompt=o.negative_prompt or None,
+                                  height=H, width=W, num_frames=n, num_inference_steps=o.num_inference_steps,
+                                  guidance_scale=o.guidance_scale, generator=generator, output_type="np",
+                                  max_sequence_length=o.max_sequence_length)
+        if last is not None:
+            kw["last_image"] = last
+        duplicate_context = self.flf2v and last is None
+        if duplicate_context:  # FLF2V's image embedding expects two CLIP contexts
+            encode = self.pipe.encode_image
+            self.pipe.encode_image = lambda img, device=None: encode([img, img], device)
+        try:
+            with torch.inference_mode():
+                out = self.pipe(**kw)
+        finally:
+            if duplicate_context:
+                del self.pipe.encode_image
+        frames = np.asarray(out.frames[0], dtype=np.float32)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise PluginError(f"video plugin 'wan2.1': the pipeline returned frames of shape {frames.shape}, "
+                              "expected T x H x W x 3")
+        frames = np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
+        frames = resize_frames(frames, H0, W0)
+        notes = [self.variant]
+        if n != n_req:
+            notes.append(f"frames snapped to 4k+1: asked {n_req}, made {n}")
+        if duplicate_context:
+            notes.append("no end frame: first frame used as both CLIP contexts")
+        notes.append(f"generated at {W}x{H}" + (f", resized to {W0}x{H0}" if (H, W) != (H0, W0) else ""))
+        return Video(frames=frames, fps=o.fps, model=f"wan2.1:{self.weights.name} ({'; '.join(notes)})",
+                     prompt=prompt, seed=used_seed)
+
+
+def _factory(options: WanOptions | None, ctx: Any = None) -> WanVideoModel:
+    return WanVideoModel(options or WanOptions())
+
+
+def _check_options(env: Any) -> dict[str, Any]:
+    """Build the tiny random-weight first-last-frame pipeline into the check's temporary folder
+    and run it at the conformance scene's own resolution with 2 denoising steps."""
+    from .wan_tiny import build_tiny_wan
+    folder = build_tiny_wan(Path(env.tmp_dir) / "tiny-wan", flf2v=True)
+    cam = env.scene.camera
+    return {"weights": str(folder), "max_area": int(cam.width * cam.height), "num_inference_steps": 2}
+
+
+@hookimpl
+def d2f_register(register):
+    register(Manifest(
+        name="wan2.1", kind="video", factory=_factory, options_model=WanOptions,
+        capabilities=WanVideoModel.capabilities, extra="wan",
+        requires=("torch", "diffusers", "transformers", "accelerate", "ftfy", "PIL"),
+        description="Wan 2.1 image-to-video (first-last-frame with FLF2V weights), diffusers, local weights",
+        verified="tiny random-weight pipeline (I2V and FLF2V) saved and reloaded with from_pretrained",
+        check_options=_check_options))

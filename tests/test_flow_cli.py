@@ -1,0 +1,126 @@
+"""`d2f flow extract` at the command line: the contract interface, and one clear line per bad scene."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from d2f_core import ObjectFlow, Video
+from d2f_core.cli import app
+from d2f_core.flow.scene import write_scene
+from d2f_conformance.synthetic import rigid_box_sequence
+
+pytest.importorskip("PIL")
+pytest.importorskip("imageio_ffmpeg")
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def seq():
+    return rigid_box_sequence(num_frames=8, width=96, height=72)
+
+
+def good_scene(tmp: Path, seq, **kw) -> Path:
+    args = dict(video=Video(frames=seq.rgb, fps=8.0), depth_frames=seq.depth, mask=seq.mask("box"))
+    args.update(kw)
+    return write_scene(tmp / "scene", seq.rgbd(0), "move the box", "box", **args)
+
+
+def run_cli(*args: str):
+    return runner.invoke(app, ["flow", "extract", *args], catch_exceptions=False)
+
+
+def one_line_error(result, *needles: str) -> str:
+    out = result.output.strip()
+    assert result.exit_code == 2, out
+    assert "Traceback" not in out
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), out
+    for n in needles:
+        assert n in out, (n, out)
+    return out
+
+
+def test_cli_extracts_with_the_default_tracker(tmp_path, seq):
+    pytest.importorskip("cv2")  # lucas-kanade, the default tracker, needs the cv extra
+    scene = good_scene(tmp_path, seq)
+    out = tmp_path / "out" / "flow.npz"
+    res = run_cli("--scene", str(scene), "--out", str(out), "--set", "flow.num_points=64")
+    assert res.exit_code == 0, res.output
+    flow = ObjectFlow.load(out)
+    assert flow.points.shape == (8, 64, 3) and flow.visible.dtype == bool
+    q = json.loads((tmp_path / "out" / "flow.quality.json").read_text())
+    assert len(q["visible_fraction_per_frame"]) == 8
+    assert (tmp_path / "out" / "flow_3d.png").stat().st_size > 1000
+    assert "stand-in: video = scene" in res.output
+
+
+@pytest.mark.parametrize("breakage, needles", [
+    ("no_rgb", ["camera_rgb.png"]),
+    ("no_depth", ["initial_depth.npy"]),
+    ("no_calib", ["camera_calibration_info.json"]),
+    ("no_data", ["scene_data.yaml"]),
+    ("depth_shape", ["initial_depth.npy", "registered"]),
+    ("depth_zero", ["initial_depth.npy", "zero"]),
+    ("singular_K", ["camera_calibration_info.json", "not invertible"]),
+    ("bad_K_shape", ["camera_calibration_info.json", "intrinsics"]),
+    ("two_cameras", ["--camera"]),
+    ("empty_mask", ["mask.png", "empty"]),
+    ("mask_size", ["mask.png", "size"]),
+    ("one_frame", ["rgb.mp4", "1 frame"]),
+    ("depth_frames_count", ["depth_frames.npy", "frames"]),
+    ("no_video_no_model", ["rgb.mp4", "video.plugin"]),
+    ("missing_keys", ["scene_data.yaml", "object_name"]),
+])
+def test_malformed_scene_gives_one_clear_line(tmp_path, seq, breakage, needles):
+    scene = good_scene(tmp_path, seq)
+    if breakage == "no_rgb":
+        (scene / "camera_rgb.png").unlink()
+    elif breakage == "no_depth":
+        (scene / "initial_depth.npy").unlink()
+    elif breakage == "no_calib":
+        (scene / "camera_calibration_info.json").unlink()
+    elif breakage == "no_data":
+        (scene / "scene_data.yaml").unlink()
+    elif breakage == "depth_shape":
+        np.save(scene / "initial_depth.npy", np.ones((10, 12), np.float32))
+    elif breakage == "depth_zero":
+        np.save(scene / "initial_depth.npy", np.zeros((72, 96), np.float32))
+    elif breakage in ("singular_K", "bad_K_shape", "two_cameras"):
+        cal = json.loads((scene / "camera_calibration_info.json").read_text())
+        cam = cal["camera"]
+        if breakage == "singular_K":
+            cam["intrinsics"] = [[0, 0, 47.5], [0, 0, 35.5], [0, 0, 1]]
+        elif breakage == "bad_K_shape":
+            cam["intrinsics"] = [[1, 0], [0, 1]]
+        else:
+            cal["other"] = dict(cam)
+        (scene / "camera_calibration_info.json").write_text(json.dumps(cal))
+    elif breakage == "empty_mask":
+        from PIL import Image
+        Image.fromarray(np.zeros((72, 96), np.uint8)).save(scene / "mask.png")
+    elif breakage == "mask_size":
+        from PIL import Image
+        Image.fromarray(np.full((10, 10), 255, np.uint8)).save(scene / "mask.png")
+    elif breakage == "one_frame":
+        from d2f_plugins.video.file_video import write_video
+        write_video(scene / "rgb.mp4", seq.rgb[:1], 8.0)
+        (scene / "depth_frames.npy").unlink()
+    elif breakage == "depth_frames_count":
+        np.save(scene / "depth_frames.npy", seq.depth[:3])
+    elif breakage == "no_video_no_model":
+        (scene / "rgb.mp4").unlink()
+    elif breakage == "missing_keys":
+        (scene / "scene_data.yaml").write_text("instruction: move the box\n")
+    res = run_cli("--scene", str(scene), "--out", str(tmp_path / "flow.npz"))
+    one_line_error(res, *needles)
+
+
+def test_missing_scene_folder_and_bad_out(tmp_path):
+    one_line_error(run_cli("--scene", str(tmp_path / "nope"), "--out", str(tmp_path / "f.npz")), "not a folder")
+    one_line_error(run_cli("--scene", str(tmp_path), "--out", str(tmp_path / "f.txt")), ".npz")
