@@ -243,7 +243,7 @@ def hinged_panel_sequence(num_frames: int = 16, width: int = 160, height: int = 
     # door: hinge along world x at (y=-0.002, z=0.02); closed it stands vertical in front of the body
     door = [Patch("door", (W_, H_), pose(facing, (-W_ / 2, 0.0, 0.0)), seed=24, texture_scale=0.03, tint=(1.0, 0.6, 0.6))]
     hinge = np.array([0.0, -0.002, 0.02])
-    door_pose = np.stack([pose(rot("x", -angle * si), hinge) for si in s])  # opens towards -y (camera)
+    door_pose = np.stack([pose(rot("x", angle * si), hinge) for si in s])  # top swings to -y (the camera)
     static = np.stack([np.eye(4)] * num_frames)
     cams = [cam] * num_frames
     return SyntheticSequence(camera=cam, patches=_table() + body + door,

@@ -509,8 +509,9 @@ def _track(run: Run) -> dict[str, Any]:
     part_mask = None
     if cfg.movable_filter:
         moving, static = split_movable(tracks, cfg.movable_threshold_px)
-        info.update(moving=int(moving.sum()), static=int(static.sum()))
-        if moving.any() and static.sum() >= cfg.movable_min_static * len(queries):
+        info.update(moving=int(moving.sum()), static=int(static.sum()),
+                    unjudged=int(len(queries) - moving.sum() - static.sum()))
+        if moving.any() and static.sum() >= cfg.movable_min_static * (moving.sum() + static.sum()):
             seg = None
             if run.config.segmenter is not None:
                 try:

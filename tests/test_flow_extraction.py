@@ -104,16 +104,22 @@ def _queries(run_dir: Path) -> np.ndarray:
         return z["queries"][:, 1:3].astype(np.float64)
 
 
-def test_rigid_box_exact_depth_sub_cm(tmp_path):
-    seq = rigid_box_sequence(num_frames=12)
+TRACKERS = ["gt-tracker", pytest.param("lucas-kanade", marks=pytest.mark.skipif(
+    __import__("importlib").util.find_spec("cv2") is None, reason="lucas-kanade needs the cv extra"))]
+
+
+@pytest.mark.parametrize("tracker", TRACKERS)
+def test_rigid_box_exact_depth_sub_cm(tmp_path, tracker):
+    seq = rigid_box_sequence(num_frames=12 if tracker == "gt-tracker" else 24)
     scene = make_scene(tmp_path, seq)
-    res = extract(scene, tmp_path / "flow.npz", overrides=["tracker.plugin=gt-tracker", "flow.num_points=200"],
+    res = extract(scene, tmp_path / "flow.npz", overrides=[f"tracker.plugin={tracker}", "flow.num_points=200"],
                   registry=registry_with(seq))
     flow = ObjectFlow.load(tmp_path / "flow.npz")
-    assert flow.points.shape == (12, 200, 3) and flow.points.dtype == np.float32
+    assert flow.points.shape == (seq.num_frames, 200, 3) and flow.points.dtype == np.float32
     mean, p95 = flow_error(flow, seq, _queries(tmp_path / "flow_run"))
     assert mean < 0.01, mean
-    assert mean < 0.003  # exact depth and exact tracks: only bilinear depth sampling error remains
+    if tracker == "gt-tracker":
+        assert mean < 0.003  # exact depth and exact tracks: only bilinear depth sampling error remains
     assert flow.visible[0].mean() > 0.9 and flow.visible[-1].mean() > 0.5
     # the box really moved 0.12, 0.06, 0.05 m: the flow says so
     both = flow.visible[0] & flow.visible[-1]
@@ -128,15 +134,16 @@ def test_rigid_box_exact_depth_sub_cm(tmp_path):
     assert kinds == {"video": "scene", "depth": "scene", "segmenter": "scene"}
 
 
-def test_affine_corrupted_depth_is_realigned(tmp_path):
-    seq = rigid_box_sequence(num_frames=12)
+@pytest.mark.parametrize("tracker", TRACKERS)
+def test_affine_corrupted_depth_is_realigned(tmp_path, tracker):
+    seq = rigid_box_sequence(num_frames=12 if tracker == "gt-tracker" else 24)
     rng = np.random.default_rng(3)
     scale, shift = 1.7, -0.25  # unknown to the pipeline: est = (Z - shift) / scale, plus 1 % noise
     est = (seq.depth - shift) / scale
     est = est * (1 + 0.01 * rng.standard_normal(est.shape))
     est[seq.depth <= 0] = 0
     scene = make_scene(tmp_path, seq, depth_frames=est.astype(np.float32))
-    extract(scene, tmp_path / "flow.npz", overrides=["tracker.plugin=gt-tracker", "flow.num_points=200"],
+    extract(scene, tmp_path / "flow.npz", overrides=[f"tracker.plugin={tracker}", "flow.num_points=200"],
             registry=registry_with(seq))
     flow = ObjectFlow.load(tmp_path / "flow.npz")
     mean, _ = flow_error(flow, seq, _queries(tmp_path / "flow_run"))
@@ -167,10 +174,11 @@ def test_video_at_another_resolution_is_mapped_back(tmp_path):
     assert np.abs(frames.astype(float) - seq.rgb.astype(float)).mean() < 12
 
 
-def test_movable_filter_keeps_the_panel_and_drops_the_frame(tmp_path):
+@pytest.mark.parametrize("tracker", TRACKERS)
+def test_movable_filter_keeps_the_panel_and_drops_the_frame(tmp_path, tracker):
     seq = hinged_panel_sequence(num_frames=12, width=320, height=240)
     scene = make_scene(tmp_path, seq, mask_parts=("body", "door"), instruction="open the oven", obj="oven")
-    extract(scene, tmp_path / "flow.npz", overrides=["tracker.plugin=gt-tracker", "flow.num_points=300"],
+    extract(scene, tmp_path / "flow.npz", overrides=[f"tracker.plugin={tracker}", "flow.num_points=300"],
             registry=registry_with(seq))
     q = json.loads((tmp_path / "flow.quality.json").read_text())
     assert q["movable"]["method"] == "filter"
@@ -178,7 +186,7 @@ def test_movable_filter_keeps_the_panel_and_drops_the_frame(tmp_path):
     xy = _queries(tmp_path / "flow_run")
     pid = seq.part_id[0, np.rint(xy[:, 1]).astype(int), np.rint(xy[:, 0]).astype(int)]
     door = seq.parts.index("door")
-    assert (pid == door).mean() > 0.97  # kept: the panel; dropped: the static frame
+    assert (pid == door).mean() > (0.97 if tracker == "gt-tracker" else 0.9)  # kept: the panel; dropped: the frame
     flow = ObjectFlow.load(tmp_path / "flow.npz")
     assert flow_error(flow, seq, xy)[0] < 0.01
 

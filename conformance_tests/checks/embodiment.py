@@ -258,29 +258,6 @@ def _params(fn: Any) -> tuple[str, ...]:
         return ()
 
 
-def check_embodiment_fk_batch_consistent(component: Any, env: CheckEnv) -> None:
-    fkj = getattr(component, "fk_jacobian", None)
-    if not callable(fkj):
-        raise CheckSkipped("no fk_jacobian(q) helper (optional)")
-    dof, lim = _description(component)
-    qs = np.stack(_samples(lim, 3, seed=5))
-    for q in qs:
-        T, J = call("fk_jacobian(q)", fkj, np.array(q, copy=True))
-        T_ref = _fk(component, q)
-        J_ref = np.asarray(call("jacobian(q)", component.jacobian, np.array(q, copy=True)), dtype=np.float64)
-        if not (np.allclose(T, T_ref, atol=1e-9) and np.allclose(J, J_ref, atol=1e-9)):
-            raise CheckFailed(f"fk_jacobian(q) differs from (fk(q), jacobian(q)) at q={np.round(q, 4).tolist()}; "
-                              "the helper must return exactly what the protocol methods return")
-    Ts, Js = call("fk_jacobian(Q) on N x dof", fkj, np.array(qs, copy=True))
-    Ts, Js = np.asarray(Ts), np.asarray(Js)
-    if Ts.shape != (len(qs), 4, 4) or Js.shape != (len(qs), 6, dof):
-        raise CheckFailed(f"fk_jacobian on a ({len(qs)}, {dof}) batch returned shapes {Ts.shape}, {Js.shape}; "
-                          f"expected ({len(qs)}, 4, 4) and ({len(qs)}, 6, {dof})")
-    for i, q in enumerate(qs):
-        if not np.allclose(Ts[i], _fk(component, q), atol=1e-9):
-            raise CheckFailed(f"fk_jacobian batch entry {i} differs from fk(q) of the same row")
-
-
 CHECKS: list[Check] = [
     *common_checks("embodiment"),
     Check("embodiment_description", "embodiment", check_embodiment_description,
@@ -298,6 +275,4 @@ CHECKS: list[Check] = [
     Check("embodiment_joint_action_bounds", "embodiment", check_embodiment_joint_action_bounds,
           "when bound: joint_action of an in-limit q is a finite vector of the world's action shape, within "
           "its action bounds"),
-    Check("embodiment_fk_batch_consistent", "embodiment", check_embodiment_fk_batch_consistent,
-          "optional fk_jacobian(q) helper: equals (fk, jacobian), and row by row on an N x dof batch"),
 ]

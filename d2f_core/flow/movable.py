@@ -25,10 +25,17 @@ def mean_motion(tracks: Tracks2D) -> np.ndarray:
         return np.where(n > 0, (step * both).sum(0) / np.maximum(n, 1), np.nan)
 
 
-def split_movable(tracks: Tracks2D, threshold_px: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(moving, static) bool masks over tracks. Tracks with no measurable motion are neither."""
+def split_movable(tracks: Tracks2D, threshold_px: float = 1.0, min_pairs: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(moving, static) bool masks over tracks.
+
+    Only tracks visible in at least ``min_pairs`` of the consecutive frame pairs (and at least 2)
+    are judged: a track lost early (say in the slow start of a motion) says little about whether
+    its point moves, and is neither moving nor static.
+    """
     m = mean_motion(tracks)
-    known = np.isfinite(m)
+    pairs = (tracks.visible[1:] & tracks.visible[:-1]).sum(0)
+    need = max(2, int(np.ceil(min_pairs * (tracks.num_frames - 1))))
+    known = np.isfinite(m) & (pairs >= min(need, tracks.num_frames - 1))
     moving = known & (m > threshold_px)
     return moving, known & ~moving
 

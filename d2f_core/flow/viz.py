@@ -147,7 +147,10 @@ def write_rerun(path: str | Path, flow: ObjectFlow, *, frames: np.ndarray | None
         rec = rr.RecordingStream("dream2flow")
         colors = flow.colors if flow.colors is not None else None
         for t in range(flow.num_frames):
-            rec.set_time_sequence("frame", t) if hasattr(rec, "set_time_sequence") else rec.set_time("frame", sequence=t)
+            if hasattr(rec, "set_time"):  # rerun >= 0.23
+                rec.set_time("frame", sequence=t)
+            else:
+                rec.set_time_sequence("frame", t)
             v = flow.visible[t]
             rec.log("world/flow", rr.Points3D(flow.points[t][v], colors=None if colors is None else colors[v],
                                               radii=0.003))

@@ -254,13 +254,29 @@ def decode_video_bytes(data: bytes, suffix: str = ".mp4") -> tuple[np.ndarray, f
 # --------------------------------------------------------------------------- stand-in servers
 
 
+class Headers(dict):
+    """Request headers with case-insensitive lookup (HTTP header names are case-insensitive)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, k: str) -> str:
+        return super().__getitem__(k.lower())
+
+    def __contains__(self, k: object) -> bool:
+        return isinstance(k, str) and super().__contains__(k.lower())
+
+    def get(self, k: str, default: Any = None) -> Any:
+        return super().get(k.lower(), default)
+
+
 @dataclass
 class _Seen:
     """One request a stand-in received (method, path, headers, parsed JSON body)."""
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: Headers
     body: Any = None
     raw: bytes = b""
 
@@ -318,7 +334,7 @@ class StandInServer:
                 except (ValueError, UnicodeDecodeError):
                     parsed = None
                 with server.lock:
-                    server.requests.append(_Seen(self.command, self.path, dict(self.headers.items()),
+                    server.requests.append(_Seen(self.command, self.path, Headers(self.headers.items()),
                                                  parsed, raw))
                 try:
                     status, hdrs, payload = server.handle(self.command, self.path, self.headers, raw)

@@ -177,7 +177,7 @@ class VeoVideoModel:
                                      "and billing") from None
             if isinstance(code, int) and code >= 500:
                 raise TransientError(f"server error ({tag})") from None
-            if code in (401, 403):
+            if code in (401, 403) or (code == 400 and "api key" in msg.lower()):
                 raise self._fail(f"{what}: the service refused the API key ({tag}); check {self._key_env} "
                                  "(a key valid for Veo on the Enterprise Agent Platform / Vertex AI)") from None
             raise self._fail(f"{what} failed ({tag})") from None

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from d2f_core import Manifest, hookimpl
 
-__all__ = ["RobosuiteWorldOptions", "TASK_NAMES"]
+__all__ = ["RobosuiteWorldOptions", "TASK_NAMES", "StandInOptions", "make_world", "oracle_world", "quiet_robosuite"]
 
 TASK_NAMES = ("open_door", "bread_in_bowl", "open_oven", "cover_bowl")
 
@@ -67,6 +67,24 @@ class RobosuiteWorldOptions(BaseModel):
         return v
 
 
+_NOISE = ("private macro file", "setup_macros.py", "robosuite_models", "mink-based whole-body IK")
+
+
+def quiet_robosuite() -> None:
+    """Drop robosuite's import-time notices (missing private macros, optional robot packages) and its
+    INFO lines from the console; its other warnings and errors still show. Call before importing it."""
+    import logging
+
+    log = logging.getLogger("robosuite_logs")
+    if not any(getattr(f, "_d2f", False) for f in log.filters):
+        def keep(record: logging.LogRecord) -> bool:
+            msg = str(record.getMessage())
+            return record.levelno >= logging.WARNING and not any(n in msg for n in _NOISE)
+
+        keep._d2f = True  # type: ignore[attr-defined]
+        log.addFilter(keep)
+
+
 def default_embodiment() -> Any:
     """The ``franka`` embodiment plugin, or a built-in Panda stand-in when it is not installed."""
     from d2f_core.registry import PluginNotFoundError, get_registry
@@ -82,6 +100,7 @@ def default_embodiment() -> Any:
 def make_world(options: RobosuiteWorldOptions | None = None, ctx: Any = None) -> Any:
     """Factory: the world for ``options`` with the run's embodiment (default: franka)."""
     options = options or RobosuiteWorldOptions()
+    quiet_robosuite()
     if options.task == "cover_bowl":
         raise ValueError("task: cover_bowl is not available: a cloth needs MuJoCo flex contacts with the "
                          "bowl and gripper that mujoco 3.9 + robosuite 1.5 cannot simulate at an interactive "
@@ -92,6 +111,31 @@ def make_world(options: RobosuiteWorldOptions | None = None, ctx: Any = None) ->
     if embodiment is None:
         embodiment = default_embodiment()
     return RobosuiteWorld(options, embodiment)
+
+
+class StandInOptions(BaseModel):
+    """Options every simulator stand-in (sim-oracle, sim-depth, sim-mask, sim-hand) shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["open_door", "bread_in_bowl", "open_oven"] = Field(
+        default="open_door", description="task of the robosuite world built when the run has no world "
+                                         "(e.g. `d2f check`); ignored when the run has one")
+    width: int = Field(default=640, ge=32, le=2048, description="image width of that fallback world, pixels")
+    height: int = Field(default=480, ge=32, le=2048, description="image height of that fallback world, pixels")
+
+
+def oracle_world(ctx: Any, options: StandInOptions, plugin: str) -> Any:
+    """The run's world (``ctx.component("world")``), or a robosuite world of ``options.task`` when the
+    run has none. Raises ValueError when the world cannot script an oracle."""
+    world = ctx.component("world") if ctx is not None else None
+    if world is None:
+        world = make_world(RobosuiteWorldOptions(task=options.task, width=options.width, height=options.height))
+    if not callable(getattr(world, "oracle_rollout", None)):
+        raise ValueError(f"world.plugin: {plugin} reads the simulator's oracle rollout, but the configured world "
+                         f"{getattr(world, 'name', type(world).__name__)!r} has no capability 'oracle'; use "
+                         "`world: {plugin: robosuite}` or another plugin for this stage")
+    return world
 
 
 @hookimpl

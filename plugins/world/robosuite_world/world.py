@@ -103,7 +103,7 @@ class RobosuiteWorld:
         lo[bad], hi[bad] = -2 * math.pi, 2 * math.pi  # e.g. WholeBodyIK's +-inf bounds
         lo.flags.writeable = hi.flags.writeable = False
         self.action_low, self.action_high = lo, hi
-        self.seed: int | None = None
+        self.seed: int | None = 0  # the state after construction is reset(0)'s
         self.t = 0
         self._version = 0
         self._seg_cache: tuple[int, np.ndarray] | None = None
