@@ -124,3 +124,19 @@ def test_malformed_scene_gives_one_clear_line(tmp_path, seq, breakage, needles):
 def test_missing_scene_folder_and_bad_out(tmp_path):
     one_line_error(run_cli("--scene", str(tmp_path / "nope"), "--out", str(tmp_path / "f.npz")), "not a folder")
     one_line_error(run_cli("--scene", str(tmp_path), "--out", str(tmp_path / "f.txt")), ".npz")
+
+
+def test_d2f_run_accepts_a_scene_instead_of_a_world(tmp_path, seq):
+    """`scene: DIR` in a run config: observation and files from the folder, stages up to the flow."""
+    pytest.importorskip("cv2")
+    scene = good_scene(tmp_path, seq)
+    cfg = tmp_path / "scene.yaml"
+    cfg.write_text(f"name: from-scene\nscene: {scene}\ntracker: {{plugin: lucas-kanade}}\n"
+                   "flow: {num_points: 40}\n")
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(tmp_path / "run")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["completed"] == ["observe", "video", "depth", "segment", "track", "flow"]
+    assert "nothing acted" in result["message"]
+    flow = ObjectFlow.load(tmp_path / "run" / "flow.npz")
+    assert flow.num_points == 40 and flow.num_frames == 8

@@ -227,7 +227,7 @@ def test_slow_task_hits_the_overall_timeout(keys):
         t0 = time.monotonic()
         with pytest.raises(VideoServiceError, match=r"not finished after 0.3 s \(timeout_s"):
             _model(srv.url, poll_interval_s=0.05, timeout_s=0.3).generate(_image(), PROMPT, num_frames=5)
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < 2.5  # gave up at the limit, not after many more polls
 
 
 def test_unreachable_server_is_a_clear_error(keys):

@@ -164,7 +164,7 @@ def test_slow_operation_hits_the_overall_timeout(key):
         t0 = time.monotonic()
         with pytest.raises(VideoServiceError, match=r"not done after 0.3 s \(timeout_s\)"):
             _model(srv.url, poll_interval_s=0.05, timeout_s=0.3).generate(_image(), PROMPT, num_frames=5)
-        assert time.monotonic() - t0 < 1.5
+        assert time.monotonic() - t0 < 3.0  # gave up at the limit, not after many more polls
 
 
 def test_missing_key_is_one_line_naming_the_variable(monkeypatch):
@@ -219,3 +219,8 @@ def test_conformance_checks_pass_against_the_stand_in(key):
     passed = {r.check for r in results if r.status == "passed"}
     assert {"video_output_types", "video_num_frames", "video_end_frame_conditioning", "video_channel_order",
             "model_input_convention"} <= passed
+    import threading
+    deadline = time.monotonic() + 2.0
+    while any(t.name == "d2f-stand-in" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "d2f-stand-in" for t in threading.enumerate())  # did not outlive the check

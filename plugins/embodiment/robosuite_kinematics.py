@@ -113,7 +113,12 @@ class RobotModelInfo:
         gripper_dof: arm name -> number of gripper action entries.
         root_body: the robot's root body ("robot0_base"), the standalone model's world origin.
         joint_ranges: joint name -> (low, high) for every robot joint listed above.
-        home_qpos: joint name -> robosuite's initial position (``robot_model.init_qpos``), radians.
+        home_qpos: joint name -> robosuite's initial position (``robot_model.init_qpos``, and the
+            grippers' ``init_qpos``), radians or metres.
+        T_ee_grasp: arm name -> 4x4 pose of the grasp frame in the end-effector (grip site) frame, in
+            :class:`d2f_core.Grasp`'s convention: origin between the fingertips, z = approach (palm
+            towards fingertips), x = closing direction (one jaw towards the other). Measured on the
+            model with the gripper at its initial opening (see :func:`grasp_frame`).
     """
 
     robot: str
@@ -128,6 +133,7 @@ class RobotModelInfo:
     root_body: str
     joint_ranges: dict[str, tuple[float, float]]
     home_qpos: dict[str, float]
+    T_ee_grasp: dict[str, np.ndarray]
 
     def home_q(self, arm: str) -> np.ndarray:
         """(dof,) robosuite's initial joint positions of ``arm``."""
@@ -197,6 +203,7 @@ def _build_robot_model(mujoco: Any, robot: str) -> tuple[Any, RobotModelInfo]:
         g = gripper_factory(rm.default_gripper[arm], idn=f"0_{arm}")
         rm.add_gripper(g, rm.eef_name[arm])
         grippers[arm] = g
+        home.update({j: float(v) for j, v in zip(g.joints, np.asarray(g.init_qpos, dtype=np.float64).ravel())})
     model = mujoco.MjModel.from_xml_string(rm.get_xml())
     names = [*all_arm, *rm.torso_joints, *rm.head_joints, *rm.legs_joints, *rm.base_joints]
     ranges = {}
@@ -214,8 +221,56 @@ def _build_robot_model(mujoco: Any, robot: str) -> tuple[Any, RobotModelInfo]:
         legs_joints=tuple(rm.legs_joints), base_joints=tuple(rm.base_joints),
         grip_sites={arm: grippers[arm].important_sites["grip_site"] for arm in arms},
         gripper_dof={arm: int(grippers[arm].dof) for arm in arms},
-        root_body=rm.root_body, joint_ranges=ranges, home_qpos=home)
+        root_body=rm.root_body, joint_ranges=ranges, home_qpos=home, T_ee_grasp={})
+    qpos = info.standalone_qpos(model)
+    for arm in arms:
+        geoms = grippers[arm].important_geoms
+        left = geoms.get("left_fingerpad") or geoms.get("left_finger") or []
+        right = geoms.get("right_fingerpad") or geoms.get("right_finger") or []
+        info.T_ee_grasp[arm] = grasp_frame(model, qpos, info.grip_sites[arm], left, right)
     return model, info
+
+
+def grasp_frame(model: Any, qpos: np.ndarray, site: str, left_geoms: Sequence[str],
+                right_geoms: Sequence[str]) -> np.ndarray:
+    """T_site_grasp: the grasp frame (d2f_core.Grasp convention) in the frame of ``site``.
+
+    On each side (``left_geoms``: one jaw / the thumb; ``right_geoms``: the other jaw / the
+    fingers) the geom farthest from the site stands for the fingertip. Origin = midpoint of the
+    two fingertips; x = left -> right fingertip (closing direction); z = site -> origin made
+    orthogonal to x (approach). Falls back to the identity when the geoms are missing.
+    """
+    import mujoco
+
+    data = mujoco.MjData(model)
+    data.qpos[:] = qpos
+    mujoco.mj_kinematics(model, data)
+    sid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, site)
+    R_s, p_s = data.site_xmat[sid].reshape(3, 3), data.site_xpos[sid].copy()
+
+    def tip(names: Sequence[str]) -> np.ndarray | None:
+        pts = [data.geom_xpos[g] for g in (mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in names)
+               if g >= 0]
+        if not pts:
+            return None
+        return max(pts, key=lambda p: float(np.linalg.norm(p - p_s))).copy()
+
+    a, b = tip(left_geoms), tip(right_geoms)
+    T = np.eye(4)
+    if a is None or b is None or np.linalg.norm(b - a) < 1e-6:
+        return T
+    origin = (a + b) / 2
+    x = (b - a) / np.linalg.norm(b - a)
+    z = origin - p_s
+    z = z - (z @ x) * x
+    if np.linalg.norm(z) < 1e-6:  # fingertips level with the site: approach along the site's z
+        z = R_s[:, 2] - (R_s[:, 2] @ x) * x
+    z /= np.linalg.norm(z)
+    y = np.cross(z, x)
+    R_wg = np.stack([x, y, z], axis=1)
+    T[:3, :3] = R_s.T @ R_wg
+    T[:3, 3] = R_s.T @ (origin - p_s)
+    return T
 
 
 # --------------------------------------------------------------------------- kinematics

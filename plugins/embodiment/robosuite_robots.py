@@ -350,11 +350,7 @@ class RobosuiteArm:
                              f"{dict(cc._action_split_indexes)}; build the env with "
                              "controller_configs=embodiment.controller_config()")
         self._template = template
-        low, high = (np.asarray(a, dtype=np.float64) for a in env.action_spec)
-        wl, wh = getattr(self.world, "action_low", None), getattr(self.world, "action_high", None)
-        if wl is not None and wh is not None and np.shape(wl) == low.shape and np.shape(wh) == high.shape:
-            low, high = np.asarray(wl, dtype=np.float64), np.asarray(wh, dtype=np.float64)
-        self._action_low, self._action_high = low, high
+        self._action_low, self._action_high = (np.asarray(a, dtype=np.float64) for a in env.action_spec)
 
     def _live(self) -> tuple[Any, Any]:
         """(env, data) of the bound world; re-binds when the world rebuilt its env."""
@@ -395,9 +391,8 @@ class RobosuiteArm:
         a[self._arm_slice] = q
         if self._grip_slice is not None:
             a[self._grip_slice] = g
-        if self._action_low is not None and self._action_high is not None:
-            a = np.clip(a, self._action_low, self._action_high)
-        return a
+        low, high = self._bounds()
+        return np.clip(a, low, high)
 
     def ee_action(self, T_world_ee: np.ndarray, gripper: float = 0.0, q_init: np.ndarray | None = None, *,
                   position_only: bool = False, strict: bool = False) -> np.ndarray:
@@ -411,11 +406,20 @@ class RobosuiteArm:
                              f"{res.rotation_error:.3f} rad)")
         return self.joint_action(res.q, gripper)
 
-    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) of the bound world's action vector (the world's, else the env's action_spec)."""
-        self._live()
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
         assert self._action_low is not None and self._action_high is not None
-        return self._action_low.copy(), self._action_high.copy()
+        wl, wh = getattr(self.world, "action_low", None), getattr(self.world, "action_high", None)
+        if wl is not None and wh is not None and np.shape(wl) == self._action_low.shape \
+                and np.shape(wh) == self._action_high.shape:
+            return np.asarray(wl, dtype=np.float64), np.asarray(wh, dtype=np.float64)
+        return self._action_low, self._action_high
+
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of the bound world's action vector (the world's action_low/high when it has
+        them with the right shape, else the env's action_spec)."""
+        self._live()
+        low, high = self._bounds()
+        return low.copy(), high.copy()
 
 
 # --------------------------------------------------------------------------- factories

@@ -21,14 +21,10 @@ import io
 import json
 import os
 import random
-import socket
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -145,6 +141,10 @@ def http_request(method: str, url: str, *, headers: Mapping[str, str] | None = N
     Returns the response for every HTTP status. Network failures (refused, reset, timeout)
     raise :class:`TransientError`; a malformed URL raises ValueError.
     """
+    import socket
+    import urllib.error
+    import urllib.request
+
     data = None
     hdrs = dict(headers or {})
     if body is not None:
@@ -296,7 +296,7 @@ class StandInServer:
         self.watch = Path(watch) if watch is not None else None
         self.requests: list[_Seen] = []
         self.lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: Any = None
         self._stopped = threading.Event()
         self._last = time.monotonic()
 
@@ -320,6 +320,8 @@ class StandInServer:
         return f"http://{host}:{port}"
 
     def start(self) -> "StandInServer":
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
         server = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -233,7 +233,8 @@ class KlingVideoModel:
         if resp.status >= 400 or (code not in (0, None)):
             raise self._fail(f"{what} failed ({tag})")
         if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
-            raise self._fail(f"{what}: unexpected reply (no 'data' object): {scrub(resp.body[:200], self._secrets())!r}")
+            head = scrub(resp.body[:200], self._secrets())
+            raise self._fail(f"{what}: unexpected reply (no 'data' object): {head!r}")
         return body["data"]
 
     def _prepare(self, image: np.ndarray, name: str) -> tuple[str, tuple[int, int]]:

@@ -5,8 +5,9 @@ config=GenerateVideosConfig(negative_prompt, last_frame, number_of_videos=1, dur
 aspect_ratio, resolution, seed, generate_audio, person_generation))``, polls
 ``client.operations.get(operation)`` until it is done, and decodes the returned video.
 
-Backend. google-genai 3.x serves ``generate_videos`` only in its Gemini Enterprise Agent
-Platform (Vertex AI) mode; in Gemini Developer API mode it raises before sending anything. The
+Backend. google-genai 3.4 (the version this was written and tested with) serves
+``generate_videos`` only in its Gemini Enterprise Agent Platform (Vertex AI) mode; in Gemini
+Developer API mode it raises ValueError before sending anything. The
 adapter therefore builds ``genai.Client(vertexai=True, api_key=KEY, http_options=HttpOptions(
 base_url=options.base_url, timeout=...))``: the key must be valid for Veo on that platform
 (an "express mode" API key). On the wire (as google-genai 3.4 sends it, and as the Vertex AI
@@ -74,8 +75,9 @@ class VeoOptions(BaseModel):
 
     model: str = Field(DEFAULT_MODEL, description="Veo model id, e.g. veo-3.1-generate-001, "
                                                   "veo-3.1-fast-generate-001, veo-3.0-generate-001 (no end frame)")
-    base_url: str | None = Field(None, description="API root handed to google-genai's HttpOptions (a proxy, "
-                                                   "a regional endpoint, a local stand-in); unset = google-genai's default")
+    base_url: str | None = Field(None, description="API root handed to google-genai's HttpOptions (a proxy, a "
+                                                   "regional endpoint, a local stand-in); unset = google-genai's "
+                                                   "default")
     duration_s: Literal[4, 6, 8] = Field(8, description="seconds of video to generate (Veo 3: 4, 6 or 8)")
     resolution: Literal["720p", "1080p"] = Field("720p", description="output resolution")
     aspect_ratio: Literal["auto", "16:9", "9:16"] = Field("auto", description="video aspect ratio; auto = "
@@ -102,7 +104,7 @@ def _missing_key() -> str | None:
     if env_secret(*KEY_ENVS)[1]:
         return None
     return ("set the environment variable GEMINI_API_KEY (or GOOGLE_API_KEY) to an API key valid for Veo "
-            "on Google's Gemini Enterprise Agent Platform / Vertex AI (google-genai 3.x calls Veo only there)")
+            "on Google's Gemini Enterprise Agent Platform / Vertex AI (google-genai 3.4 serves Veo only there)")
 
 
 def _require_genai() -> tuple[Any, Any, Any]:

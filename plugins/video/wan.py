@@ -231,6 +231,7 @@ class WanVideoModel:
             kw["last_image"] = last
         duplicate_context = self.flf2v and last is None
         if duplicate_context:  # FLF2V's image embedding expects two CLIP contexts
+            own = self.pipe.__dict__.get("encode_image")
             encode = self.pipe.encode_image
             self.pipe.encode_image = lambda img, device=None: encode([img, img], device)
         try:
@@ -238,7 +239,10 @@ class WanVideoModel:
                 out = self.pipe(**kw)
         finally:
             if duplicate_context:
-                del self.pipe.encode_image
+                if own is not None:
+                    self.pipe.encode_image = own
+                else:
+                    del self.pipe.encode_image
         frames = np.asarray(out.frames[0], dtype=np.float32)
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise PluginError(f"video plugin 'wan2.1': the pipeline returned frames of shape {frames.shape}, "

@@ -2,6 +2,7 @@
 
 Every environment here adds to robosuite's model, after it is built:
 
+* a directional fill light ``d2f_fill`` from the robot's side (no shadows);
 * a fixed camera ``d2f_camera`` in the world body (its pose and field of view are set at run time
   through ``model.cam_pos/cam_quat/cam_fovy``, so one compiled model serves any view);
 * :data:`N_MARKERS` small calibration spheres ``d2f_marker{i}`` in geom group 5 (never drawn
@@ -50,6 +51,10 @@ class _D2FMixin:
 
     def _d2f_add_elements(self) -> None:
         wb = self.model.worldbody
+        # a fill light from the robot's side: faces turned towards the robot (the oven's door) are lit too
+        ET.SubElement(wb, "light", {"name": "d2f_fill", "directional": "true", "pos": "-1.5 -0.8 3.0",
+                                    "dir": "1 0.35 -0.6", "diffuse": "0.4 0.4 0.4", "specular": "0.1 0.1 0.1",
+                                    "castshadow": "false"})
         ET.SubElement(wb, "camera", {"name": CAMERA_NAME, "mode": "fixed", "pos": "1.0 0 1.5",
                                      "quat": "1 0 0 0", "fovy": "45"})
         for i in range(N_MARKERS):

@@ -18,7 +18,7 @@ import numpy as np
 
 from d2f_core import Camera, Video
 
-__all__ = ["OracleRollout"]
+__all__ = ["OracleRollout", "true_motion", "load_truth"]
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,34 @@ class OracleRollout:
                                 contact_world=self.contact_world, contact_px=self.contact_px, qpos=self.qpos,
                                 meta=np.array(json.dumps(meta)))
         return path
+
+
+def load_truth(path: str | Path) -> dict[str, Any]:
+    """Read ``oracle_truth.npz`` (written by :meth:`OracleRollout.save_truth`): arrays plus ``meta`` (a dict)."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        out: dict[str, Any] = {k: z[k] for k in z.files if k != "meta"}
+        out["meta"] = json.loads(str(z["meta"])) if "meta" in z.files else {}
+    return out
+
+
+def true_motion(truth: Any, points0: np.ndarray) -> np.ndarray:
+    """True positions (T x N x 3, metres) of arbitrary movable-part points given at frame 0.
+
+    ``truth`` is an :class:`OracleRollout` or the dict of :func:`load_truth`; ``points0`` (N x 3,
+    world frame) are points on the movable part at frame 0 (e.g. a flow's first frame). Each point
+    rides on the body of its nearest truth point: ``p_t = P_t P_0^-1 p_0`` exactly for rigid bodies.
+    """
+    get = (lambda k: getattr(truth, k)) if isinstance(truth, OracleRollout) else (lambda k: truth[k])
+    ref = np.asarray(get("points_world"), np.float64)[0]
+    body = np.asarray(get("point_body"), np.int64)
+    poses = np.asarray(get("body_poses"), np.float64)  # T x B x 4 x 4
+    p0 = np.asarray(points0, np.float64).reshape(-1, 3)
+    nearest = np.empty(len(p0), np.int64)
+    for i in range(0, len(p0), 512):
+        d = ((p0[i:i + 512, None, :] - ref[None]) ** 2).sum(-1)
+        nearest[i:i + 512] = d.argmin(1)
+    b = body[nearest]
+    P0 = poses[0, b]  # N x 4 x 4
+    local = np.einsum("nji,nj->ni", P0[:, :3, :3], p0 - P0[:, :3, 3])
+    Pt = poses[:, b]  # T x N x 4 x 4
+    return np.einsum("tnij,nj->tni", Pt[..., :3, :3], local) + Pt[..., :3, 3]

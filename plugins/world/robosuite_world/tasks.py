@@ -17,9 +17,9 @@ object held still for the first and last few percent, as a video of a hand doing
 * ``open_door``: the handle turns down by :data:`DOOR_LATCH_TURN` rad (s 0.08-0.30), then the door
   swings to :data:`DOOR_HINGE_TARGET` rad (s 0.30-0.92), inside robosuite's hinge range [0, 0.4].
 * ``open_oven``: the door turns down to :data:`OVEN_HINGE_TARGET` rad (s 0.08-0.92), inside [0, 1.6].
-* ``bread_in_bowl``: the bread is lifted 6 cm above the higher of its start and the bowl rim
-  (s 0.06-0.30), carried over the bowl while turning to its final orientation (s 0.30-0.66),
-  and lowered into its resting pose (s 0.66-0.94). The resting pose is found first by dropping
+* ``bread_in_bowl``: the bread is lifted until its bottom is 3 cm above the bowl rim (s 0.04-0.28),
+  carried over the bowl while turning to its final orientation (s 0.28-0.70), and lowered into
+  its resting pose (s 0.70-0.96). The resting pose is found first by dropping
   the bread from 1 cm above the bowl floor and letting physics settle (robot held still), so the
   final frame is a physically resting state.
 """
@@ -39,7 +39,7 @@ DOOR_HINGE_TARGET = 0.38
 """rad; success needs > 0.3, robosuite's hinge range is [0, 0.4]."""
 DOOR_LATCH_TURN = 1.2
 """rad; the latch releases the door past ~1 rad (measured: a 5 Nm pull opens it only then)."""
-OVEN_HINGE_TARGET = 1.1
+OVEN_HINGE_TARGET = 0.8
 """rad; inside the oven door's range [0, 1.6], beyond the default success threshold 0.5."""
 
 
@@ -215,13 +215,13 @@ def oracle_qpos(world, d0, num_frames: int) -> list[np.ndarray]:
         rest = world._settle_bread(d0)
         p1, r1 = rest[:3], rest[3:7]
         bowl_top = float(d0.xpos[env.bowl_body_id][2]) + BOWL["height"]
-        z_lift = max(p0[2], bowl_top - env.bread_min_z) + 0.06
+        z_lift = max(p0[2], bowl_top - env.bread_min_z) + 0.03
         for s in s_all:
             q = q0.copy()
-            a, b, c = _phase(s, 0.06, 0.30), _phase(s, 0.30, 0.66), _phase(s, 0.66, 0.94)
+            a, b, c = _phase(s, 0.04, 0.28), _phase(s, 0.28, 0.70), _phase(s, 0.70, 0.96)
             xy = p0[:2] + (p1[:2] - p0[:2]) * b
             z = p0[2] + (z_lift - p0[2]) * a + (p1[2] - z_lift) * c
-            rot = _quat_slerp(r0, r1, _phase(s, 0.30, 0.94))
+            rot = _quat_slerp(r0, r1, _phase(s, 0.28, 0.96))
             q[adr:adr + 3] = [xy[0], xy[1], z]
             q[adr + 3:adr + 7] = rot
             out.append(q)

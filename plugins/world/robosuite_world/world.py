@@ -176,6 +176,9 @@ class RobosuiteWorld:
         self._contact_local = np.array(m.geom_pos[self._contact_geom], dtype=np.float64)
         if self.spec.name == "bread_in_bowl":  # the top of the loaf, above its centre
             self._contact_local[2] = self._highest_point(self._contact_geom)
+            mat = m.geom_matid[self._contact_geom]
+            if mat >= 0:  # robosuite's bread is glossy; a matte crust keeps its look steady as it turns
+                m.mat_specular[mat], m.mat_shininess[mat], m.mat_reflectance[mat] = 0.15, 0.1, 0.0
         del mj
 
     def _highest_point(self, g: int) -> float:

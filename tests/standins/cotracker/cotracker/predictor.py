@@ -50,7 +50,7 @@ class CoTrackerPredictor(torch.nn.Module):
         super().__init__()
         if v2:
             raise NotImplementedError("the stand-in implements CoTracker3 only")
-        self.support_grid_size = 6
+        self.support_grid_size = 3
         self.model = _build(checkpoint, offline=offline, window_len=window_len)
         self.interp_shape = self.model.model_resolution
         self.model.eval()
@@ -90,7 +90,7 @@ class CoTrackerOnlinePredictor(torch.nn.Module):
         super().__init__()
         if v2:
             raise NotImplementedError("the stand-in implements CoTracker3 only")
-        self.support_grid_size = 6
+        self.support_grid_size = 3
         self.model = _build(checkpoint, offline=False, window_len=window_len)
         self.interp_shape = self.model.model_resolution
         self.step = self.model.window_len // 2

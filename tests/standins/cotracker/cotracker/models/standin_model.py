@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-PATCH_RADIUS = 5       # model pixels
-SEARCH_RADIUS = 6      # model pixels per frame
+PATCH_RADIUS = 7       # model pixels
+SEARCH_RADIUS = 5      # model pixels per frame
 MIN_CONTRAST = 0.02    # template std in normalised units ([-1, 1]) below which nothing can be tracked
 MAX_COST = 0.5         # normalised SSD (cost / template variance) above which a point is occluded
 LUMA = (0.299, 0.587, 0.114)  # weights of channels 0, 1, 2 read as R, G, B
@@ -112,12 +112,13 @@ class StandInCoTracker3(torch.nn.Module):
             cur = q.clone()
             for t in frames:
                 active = (tq < t) if direction == 1 else (tq > t)
-                if active.any():
-                    pos, prob = self._step(g[t], cur, tmpl, var)
-                    keep = active & trackable
-                    cur = torch.where(keep[:, None], pos, cur)
-                    coords[t, keep] = pos[keep]
-                    vis[t, active] = torch.where(trackable[active], prob[active], torch.zeros_like(prob[active]))
+                keep = active & trackable
+                if keep.any():
+                    pos, prob = self._step(g[t], cur[keep], tmpl[keep], var[keep])
+                    cur[keep] = pos
+                    coords[t, keep] = pos
+                    vis[t, keep] = prob
+                vis[t, active & ~trackable] = 0.0
         return coords, vis
 
     def forward(self, video: torch.Tensor, queries: torch.Tensor, iters: int = 4, is_online: bool = False):

@@ -1,0 +1,1 @@
+"""Stand-in of the HaMeR package (tests only); see ../README.md."""

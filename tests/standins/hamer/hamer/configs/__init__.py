@@ -1,0 +1,1 @@
+CACHE_DIR_HAMER = "./_DATA"
