@@ -116,9 +116,11 @@ class RobotModelInfo:
         home_qpos: joint name -> robosuite's initial position (``robot_model.init_qpos``, and the
             grippers' ``init_qpos``), radians or metres.
         T_ee_grasp: arm name -> 4x4 pose of the grasp frame in the end-effector (grip site) frame, in
-            :class:`d2f_core.Grasp`'s convention: origin between the fingertips, z = approach (palm
-            towards fingertips), x = closing direction (one jaw towards the other). Measured on the
-            model with the gripper at its initial opening (see :func:`grasp_frame`).
+            :class:`d2f_core.Grasp`'s convention: origin between the fingertips (closed), z =
+            approach (palm towards fingertips), x = closing axis (the moving jaw's side is +x).
+            Measured on the model (see :func:`_grasp_frame`).
+        fixed_jaw: arm name -> True when one side of the gripper does not move (Spot's BD gripper:
+            the lower jaw is fixed), so an object of width w sits w/2 along +x from the closed tips.
     """
 
     robot: str
@@ -134,6 +136,7 @@ class RobotModelInfo:
     joint_ranges: dict[str, tuple[float, float]]
     home_qpos: dict[str, float]
     T_ee_grasp: dict[str, np.ndarray]
+    fixed_jaw: dict[str, bool]
 
     def home_q(self, arm: str) -> np.ndarray:
         """(dof,) robosuite's initial joint positions of ``arm``."""
@@ -221,56 +224,124 @@ def _build_robot_model(mujoco: Any, robot: str) -> tuple[Any, RobotModelInfo]:
         legs_joints=tuple(rm.legs_joints), base_joints=tuple(rm.base_joints),
         grip_sites={arm: grippers[arm].important_sites["grip_site"] for arm in arms},
         gripper_dof={arm: int(grippers[arm].dof) for arm in arms},
-        root_body=rm.root_body, joint_ranges=ranges, home_qpos=home, T_ee_grasp={})
-    qpos = info.standalone_qpos(model)
+        root_body=rm.root_body, joint_ranges=ranges, home_qpos=home, T_ee_grasp={},
+        fixed_jaw={})
     for arm in arms:
-        geoms = grippers[arm].important_geoms
-        left = geoms.get("left_fingerpad") or geoms.get("left_finger") or []
-        right = geoms.get("right_fingerpad") or geoms.get("right_finger") or []
-        info.T_ee_grasp[arm] = grasp_frame(model, qpos, info.grip_sites[arm], left, right)
+        info.T_ee_grasp[arm], info.fixed_jaw[arm] = _grasp_frame(mujoco, model, info, arm, grippers[arm],
+                                                                 rm.eef_name[arm])
     return model, info
 
 
-def grasp_frame(model: Any, qpos: np.ndarray, site: str, left_geoms: Sequence[str],
-                right_geoms: Sequence[str]) -> np.ndarray:
-    """T_site_grasp: the grasp frame (d2f_core.Grasp convention) in the frame of ``site``.
+def _gripper_qpos(mujoco: Any, model: Any, qpos: np.ndarray, gripper: Any, sign: float) -> np.ndarray:
+    """qpos with the gripper's position actuators at the targets of action ``sign`` (-1 open, +1 closed),
+    mapped as robosuite's GRIP controller does (ctrl = mid + half-range * format_action(sign))."""
+    import copy
 
-    On each side (``left_geoms``: one jaw / the thumb; ``right_geoms``: the other jaw / the
-    fingers) the geom farthest from the site stands for the fingertip. Origin = midpoint of the
-    two fingertips; x = left -> right fingertip (closing direction); z = site -> origin made
-    orthogonal to x (approach). Falls back to the identity when the geoms are missing.
+    g = copy.deepcopy(gripper)
+    act = np.zeros(g.dof)
+    for _ in range(16):  # Panda/BD integrate the action: saturate
+        act = np.asarray(g.format_action(np.full(g.dof, sign)), dtype=np.float64)
+    q = np.array(qpos, dtype=np.float64)
+    for name, a in zip(g.actuators, act):
+        aid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, name)
+        if aid < 0 or model.actuator_trntype[aid] != mujoco.mjtTrn.mjTRN_JOINT:
+            continue
+        lo, hi = model.actuator_ctrlrange[aid]
+        jid = model.actuator_trnid[aid, 0]
+        q[model.jnt_qposadr[jid]] = (lo + hi) / 2 + (hi - lo) / 2 * float(np.clip(a, -1, 1))
+    return q
+
+
+def _grasp_frame(mujoco: Any, model: Any, info: RobotModelInfo, arm: str, gripper: Any, mount_body: str
+                 ) -> tuple[np.ndarray, bool]:
+    """T_site_grasp in :class:`d2f_core.Grasp`'s convention, measured on the model.
+
+    Each side of the gripper (robosuite's ``left_fingerpad``/``right_fingerpad`` geoms; when the
+    model lost those names, the geoms fixed to the hand vs the geoms moved by a gripper joint) is
+    represented by its geoms farthest from the mount (the fingertip). Origin: midpoint of the two
+    fingertips with the gripper closed, moved along x to midway between the jaws' contact faces
+    (bounding boxes). x (closing axis): the direction in which the right tip
+    moves away from the left one as the gripper starts to open, made orthogonal to z. z (approach):
+    mount body origin -> origin, snapped to the nearest site axis when within 25 degrees of it.
+    Also returns whether the left side stays put while the gripper opens (a fixed jaw).
     """
-    import mujoco
-
-    data = mujoco.MjData(model)
-    data.qpos[:] = qpos
-    mujoco.mj_kinematics(model, data)
+    site = info.grip_sites[arm]
     sid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, site)
-    R_s, p_s = data.site_xmat[sid].reshape(3, 3), data.site_xpos[sid].copy()
+    bid_mount = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, mount_body)
+    base_q = info.standalone_qpos(model)
+    prefix = gripper.naming_prefix
+    gids = [g for g in range(model.ngeom) if (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or "")
+            .startswith(prefix) and model.geom_contype[g] | model.geom_conaffinity[g]]
+    named = gripper.important_geoms
 
-    def tip(names: Sequence[str]) -> np.ndarray | None:
-        pts = [data.geom_xpos[g] for g in (mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in names)
-               if g >= 0]
-        if not pts:
-            return None
-        return max(pts, key=lambda p: float(np.linalg.norm(p - p_s))).copy()
+    def ids(names: Sequence[str]) -> list[int]:
+        return [i for i in (mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in names) if i >= 0]
 
-    a, b = tip(left_geoms), tip(right_geoms)
-    T = np.eye(4)
-    if a is None or b is None or np.linalg.norm(b - a) < 1e-6:
-        return T
-    origin = (a + b) / 2
-    x = (b - a) / np.linalg.norm(b - a)
-    z = origin - p_s
-    z = z - (z @ x) * x
-    if np.linalg.norm(z) < 1e-6:  # fingertips level with the site: approach along the site's z
-        z = R_s[:, 2] - (R_s[:, 2] @ x) * x
+    left, right = ids(named.get("left_fingerpad", [])), ids(named.get("right_fingerpad", []))
+    if not left or not right:  # e.g. robosuite's BDGripper: its pad geoms are renamed g0_col...
+        moving_bodies = {int(model.jnt_bodyid[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, j)])
+                         for j in gripper.joints}
+        def moved(b: int) -> bool:
+            while b > 0:
+                if b in moving_bodies:
+                    return True
+                b = int(model.body_parentid[b])
+            return False
+        left = [g for g in gids if not moved(int(model.geom_bodyid[g]))]
+        right = [g for g in gids if moved(int(model.geom_bodyid[g]))]
+    if not left or not right or bid_mount < 0:
+        return np.eye(4), False
+    data = mujoco.MjData(model)
+
+    def tip_geoms(gs: list[int]) -> list[int]:  # the geoms within 1.5 cm of the farthest from the mount
+        m = data.xpos[bid_mount]
+        dist = np.array([np.linalg.norm(data.geom_xpos[g] - m) for g in gs])
+        return [g for g, dd in zip(gs, dist) if dd >= dist.max() - 0.015]
+
+    def tips(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        mean = lambda gs: np.mean([data.geom_xpos[g] for g in tip_geoms(gs)], axis=0)
+        return (mean(left), mean(right), data.xpos[bid_mount].copy(), data.site_xmat[sid].reshape(3, 3).copy(),
+                data.site_xpos[sid].copy())
+
+    def face(gs: list[int], axis: np.ndarray, side: float) -> float:
+        """Extreme coordinate along ``axis`` of the geoms' bounding boxes (side +1: max, -1: min)."""
+        vals = []
+        for g in tip_geoms(gs):
+            R = data.geom_xmat[g].reshape(3, 3)
+            c = data.geom_xpos[g] + R @ model.geom_aabb[g, :3]
+            half = float(np.abs(R.T @ axis) @ model.geom_aabb[g, 3:])
+            vals.append(float(c @ axis) + side * half)
+        return max(vals) if side > 0 else min(vals)
+
+    q_closed = _gripper_qpos(mujoco, model, base_q, gripper, 1.0)
+    q_open = _gripper_qpos(mujoco, model, base_q, gripper, -1.0)
+    lc, rc, mount, R_s, p_s = tips(q_closed)
+    ls, rs, _, _, _ = tips(q_closed + 0.2 * (q_open - q_closed))  # slightly open
+    origin = (lc + rc) / 2
+    x = (rs - ls) - (rc - lc)  # the direction in which the right tip leaves the left one as it opens
+    if np.linalg.norm(x) < 1e-6:
+        return np.eye(4), False
+    lo, _, _, _, _ = tips(q_open)
+    fixed = bool(np.linalg.norm(lo - lc) < 1e-4)
+    z = origin - mount
     z /= np.linalg.norm(z)
-    y = np.cross(z, x)
-    R_wg = np.stack([x, y, z], axis=1)
+    cos = R_s.T @ z  # snap the approach to a site axis when within 25 degrees of one
+    k = int(np.argmax(np.abs(cos)))
+    if abs(cos[k]) >= math.cos(math.radians(25.0)):
+        z = R_s[:, k] * np.sign(cos[k])
+    x = x - (x @ z) * z
+    x /= np.linalg.norm(x)
+    R_wg = np.stack([x, np.cross(z, x), z], axis=1)
+    # the origin along x: midway between the jaws' contact faces (closed), not their centres
+    tips(q_closed)
+    mid = 0.5 * (face(left, x, +1.0) + face(right, x, -1.0))
+    origin = origin + (mid - float(origin @ x)) * x
+    T = np.eye(4)
     T[:3, :3] = R_s.T @ R_wg
     T[:3, 3] = R_s.T @ (origin - p_s)
-    return T
+    return T, fixed
 
 
 # --------------------------------------------------------------------------- kinematics

@@ -130,6 +130,9 @@ class RobosuiteArm:
         gripper_open, gripper_closed: -1.0, 1.0 (robosuite's convention).
         gripper_dof: gripper action entries of the used arm (1 Panda/Spot, 6 GR1 hand).
         home_q: (dof,) robosuite's initial arm joint positions.
+        T_ee_grasp: 4x4 pose of the gripper's grasp frame (d2f_core.Grasp convention: origin between
+            the fingertips, z approach, x closing) in the end-effector frame; see grasp_to_ee().
+        fixed_jaw: True when one jaw does not move (Spot's BD gripper); see grasp_to_ee(width=).
         info: :class:`~.robosuite_kinematics.RobotModelInfo` of the robot.
         kinematics: the active :class:`~.robosuite_kinematics.ArmKinematics` (standalone or bound).
         T_world_base: 4x4 pose of the robot's root body (identity until bound).
@@ -170,6 +173,11 @@ class RobosuiteArm:
         self.velocity_limits = vel
         self.home_q = np.clip(info.home_q(arm), lim[:, 0], lim[:, 1])
         self.home_q.flags.writeable = False
+        T_eg = np.array(info.T_ee_grasp[arm], dtype=np.float64)
+        T_eg.flags.writeable = False
+        self.T_ee_grasp = T_eg
+        self._T_grasp_ee = np.linalg.inv(T_eg)
+        self.fixed_jaw = bool(info.fixed_jaw[arm])
         self.ik_settings = IKSettings(
             position_tolerance=options.ik_position_tolerance, rotation_tolerance=options.ik_rotation_tolerance,
             max_iterations=options.ik_max_iterations, restarts=options.ik_restarts,
@@ -223,6 +231,31 @@ class RobosuiteArm:
         if q_init is None:
             q_init = self.current_q() if self.world is not None else self.home_q
         return self.kinematics.ik(T_world_ee, q_init, position_only=position_only, settings=self.ik_settings)
+
+    def grasp_to_ee(self, T_world_grasp: np.ndarray, width: float = 0.0) -> np.ndarray:
+        """End-effector (grip site) pose that puts the gripper's grasp frame at ``T_world_grasp``
+        (:class:`d2f_core.Grasp` convention: z approach, x closing, origin between the fingertips).
+
+        ``width`` (metres, the object's width along x) matters only for grippers with a fixed jaw
+        (``fixed_jaw``: Spot): the gripper shifts by -width/2 along x so that the fixed jaw touches
+        the object's side while the moving jaw closes on the other.
+        """
+        from .robosuite_kinematics import check_pose
+
+        T = check_pose(T_world_grasp, "T_world_grasp")
+        w = float(width)
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"width: expected a finite opening >= 0 metres, got {width!r}")
+        if self.fixed_jaw and w > 0:
+            T = T.copy()
+            T[:3, 3] -= 0.5 * w * T[:3, 0]
+        return T @ self._T_grasp_ee
+
+    def ee_to_grasp(self, T_world_ee: np.ndarray) -> np.ndarray:
+        """The grasp frame's world pose (closed tips) for an end-effector pose: ``T_world_ee @ T_ee_grasp``."""
+        from .robosuite_kinematics import check_pose
+
+        return check_pose(T_world_ee) @ self.T_ee_grasp
 
     # ------------------------------------------------------------------ controller
     def _joint_position_part(self, joints: tuple[str, ...], gripper: bool) -> dict[str, Any]:

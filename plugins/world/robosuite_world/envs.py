@@ -158,11 +158,12 @@ class D2FBreadInBowl(_D2FMixin, ManipulationEnv):
 class D2FOpenOven(_D2FMixin, ManipulationEnv):
     """A countertop oven on a 0.8 x 0.8 m table, its door facing the robot.
 
-    Placement: oven base centre x in [0.20, 0.26], y in [-0.04, 0.04], yaw in [-0.2, 0.2] rad
-    about z (0 = door facing -x, towards the robot). The door starts closed (hinge 0).
+    Placement: oven base centre x in [0.17, 0.23], y in [0.10, 0.16], yaw in [0.55, 0.85] rad about
+    z (0 = door facing -x, towards the robot; ~0.7 = facing the robot's front right, so that a
+    camera on that side sees the door's face as it opens). The door starts closed (hinge 0).
     """
 
-    OVEN_RANGE = ((0.20, 0.26), (-0.04, 0.04), (-0.2, 0.2))
+    OVEN_RANGE = ((0.17, 0.23), (0.10, 0.16), (0.55, 0.85))
 
     def __init__(self, robots, open_threshold: float = 0.5, **kwargs):
         self.table_full_size = (0.8, 0.8, 0.05)

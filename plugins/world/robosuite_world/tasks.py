@@ -78,7 +78,7 @@ TASKS: dict[str, TaskSpec] = {
         contact=("Door_latch", "Door_handle_visual")),
     "open_oven": TaskSpec(
         name="open_oven", instruction="open the oven", object="oven door", env="D2FOpenOven",
-        camera=((-0.40, -0.45, 1.45), (0.12, 0.0, 0.92), 45.0),
+        camera=((-0.45, -0.55, 1.02), (0.08, 0.10, 0.90), 45.0),
         names={"oven door": ("subtree:oven_door",),
                "handle": ("geoms:oven_handle_bar_vis,oven_handle_post_l_vis,oven_handle_post_r_vis",),
                "oven": ("subtree:oven_main",), "oven body": ("body:oven_main",), "table": ("body:table",),
