@@ -67,11 +67,12 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="print a JSON lis
         table.add_column(col, overflow="fold")
     style = {"ok": "green", "unavailable": "yellow", "failed": "red"}
     for r in rows:
-        text = r["error"] if r["status"] != "ok" else r["description"]
+        from rich.markup import escape
+        text = escape(r["error"] if r["status"] != "ok" else r["description"] or "")
         if r["stand_in"] and r["status"] == "ok":
             text = f"[dim](stand-in)[/] {text}"
-        table.add_row(r["kind"], r["name"], f"[{style[r['status']]}]{r['status']}[/]",
-                      f"{r['package']} {r['version']}", r["extra"] or "", text or "")
+        table.add_row(r["kind"], escape(r["name"]), f"[{style[r['status']]}]{r['status']}[/]",
+                      escape(f"{r['package']} {r['version']}"), escape(r["extra"] or ""), text or "")
     import shutil
     _console(width=max(shutil.get_terminal_size((160, 40)).columns, 140)).print(table)
 

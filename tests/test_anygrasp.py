@@ -4,13 +4,12 @@ SDK, and the grasper checks against a stand-in gsnet/graspnetAPI (tests/standins
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from d2f_conformance import check_plugin, format_results
-from d2f_conformance.scenes import look_at, pinhole, standard_scene
+from d2f_conformance.scenes import pinhole, standard_scene
 from d2f_core import RGBD, Camera, DataError
 from d2f_core.registry import PluginUnavailableError, get_registry
 from d2f_plugins.grasp import anygrasp as ag

@@ -67,6 +67,13 @@ def test_missing_weights_are_one_clear_line(checkout):
         build(checkout)
 
 
+def test_builds_on_the_cpu_although_the_upstream_detector_calls_cuda(checkout):
+    cuda = torch.nn.Module.cuda
+    det = build(checkout)                                   # the stand-in calls .cuda() like upstream
+    assert torch.nn.Module.cuda is cuda                     # the no-op patch is undone
+    assert next(det.detector.model.parameters()).device.type == "cpu"
+
+
 def test_conformance_passes_on_the_standin(checkout):
     res = check_plugin("hamer", "hand", options={"detector_weights": str(checkout / "vitdet.pkl")})
     assert all(r.status == "passed" for r in res), format_results(res)

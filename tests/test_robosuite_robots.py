@@ -206,6 +206,36 @@ def test_inputs_are_validated(franka):
         franka.ik(np.eye(4), np.zeros(3))
 
 
+def test_gr1_wrist_limits_keep_the_hand_off_its_own_wrist():
+    """Inside gr1's default wrist limits the hand (open or closed) never touches the robot's own links;
+    the MJCF's +-1.5 would let it (ground truth: MuJoCo's collision detection on the robot model)."""
+    import mujoco
+
+    from d2f_plugins.embodiment.robosuite_kinematics import _gripper_qpos
+    from robosuite.models.grippers import gripper_factory
+
+    emb = make("gr1")
+    m = emb.kinematics.model
+    d = mujoco.MjData(m)
+    adr = emb.kinematics.qpos_adr
+    gripper = gripper_factory("FourierRightHand", idn="0_right")
+    hand = {b for b in range(m.nbody) if (mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, b) or "").startswith(
+        "gripper0_right")}
+
+    def touches(roll, pitch, closed):
+        d.qpos[:] = _gripper_qpos(mujoco, m, emb.info.standalone_qpos(m), gripper, 1.0 if closed else -1.0)
+        d.qpos[adr[5]], d.qpos[adr[6]] = roll, pitch
+        mujoco.mj_forward(m, d)
+        return any((m.geom_bodyid[c.geom1] in hand) != (m.geom_bodyid[c.geom2] in hand) for c in d.contact[:d.ncon])
+
+    (r0, r1), (p0, p1) = emb.joint_limits[5], emb.joint_limits[6]
+    for roll in np.linspace(r0, r1, 7):
+        for pitch in np.linspace(p0, p1, 7):
+            assert not touches(roll, pitch, False) and not touches(roll, pitch, True), (roll, pitch)
+    assert touches(1.2, 0.0, False) and touches(0.0, 1.2, False)  # outside: it does
+    assert make("gr1", wrist_limits=None).joint_limits[5, 1] == 1.5
+
+
 def test_options_are_validated():
     with pytest.raises(ValueError, match="velocity_limits"):
         make("franka", velocity_limits=[1.0, 2.0])
@@ -230,8 +260,10 @@ def test_controller_config_asks_for_absolute_joint_targets(embodiments):
         assert cfg["type"] == "BASIC"
         arm = cfg["body_parts"][emb.arm]
         assert arm["type"] == "JOINT_POSITION" and arm["input_type"] == "absolute"
-        np.testing.assert_allclose(arm["input_min"], emb.joint_limits[:, 0])
-        np.testing.assert_allclose(arm["input_max"], emb.joint_limits[:, 1])
+        mjcf = np.array([emb.info.joint_ranges[j] for j in emb.joint_names])
+        np.testing.assert_allclose(arm["input_min"], mjcf[:, 0])  # action bounds: the MJCF ranges
+        np.testing.assert_allclose(arm["input_max"], mjcf[:, 1])
+        assert np.all(emb.joint_limits[:, 0] >= mjcf[:, 0]) and np.all(emb.joint_limits[:, 1] <= mjcf[:, 1])
         cfg["body_parts"][emb.arm]["kp"] = -1
         assert emb.controller_config()["body_parts"][emb.arm]["kp"] > 0  # a fresh dict each call
 
@@ -410,18 +442,62 @@ def test_legged_spot_needs_a_sync_after_it_settles():
     assert_fk_matches_live(emb, world)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["franka", "spot", "gr1"])
-def test_kinematics_speed(embodiments, name):
-    """fk + jacobian per call (measured 10-40 us here); a loose bound that catches regressions."""
-    import time
+def pick_and_lift(emb, world, *, lift=0.15):
+    """Top-down grasp of the Lift cube through grasp_to_ee; returns how far the cube rose (m)."""
+    import mujoco
 
-    emb = embodiments[name]
-    q = emb.home_q.copy()
-    Q = np.tile(q, (50, 1))
-    emb.fk_jacobian(Q)
-    t = time.perf_counter()
-    for _ in range(20):
-        emb.fk_jacobian(Q)
-    per_call = (time.perf_counter() - t) / (20 * 50)
-    assert per_call < 200e-6, per_call
+    m, d = world.model, world.data
+    cube = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "cube_main")
+    gid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "cube_g0")
+    p = d.xpos[cube].copy()
+    width = 2 * float(m.geom_size[gid][0]) + 0.01
+
+    ax = d.xmat[cube].reshape(3, 3)[:, 0].copy()  # the cube's yaw is random: close across its faces
+    ax[2] = 0.0
+    ax /= np.linalg.norm(ax)
+
+    def grasp(z):  # approach straight down, jaws closing along the cube's x axis
+        T = np.eye(4)
+        T[:3, 0], T[:3, 2], T[:3, 3] = ax, [0, 0, -1], p + [0, 0, z]
+        T[:3, 1] = np.cross(T[:3, 2], ax)
+        return T
+
+    def go(T, gripper, n):
+        q0 = emb.current_q()
+        res = emb.ik(emb.grasp_to_ee(T, width), q0)
+        assert res.success
+        for k in range(1, n + 1):
+            world.step(emb.joint_action(q0 + (res.q - q0) * k / n, gripper))
+        for _ in range(4):
+            world.step(emb.joint_action(res.q, gripper))
+
+    go(grasp(0.12), -1.0, 30)
+    for z in np.linspace(0.108, 0.0, 10):  # straight down, IK per waypoint
+        go(grasp(z), -1.0, 2)
+    # the grasp frame is where the cube is (and the ee pose is where grasp_to_ee put it)
+    T_grasp = emb.ee_to_grasp(emb.fk(emb.current_q()))
+    shift = 0.5 * width * T_grasp[:3, 0] if emb.fixed_jaw else 0.0
+    assert np.linalg.norm(T_grasp[:3, 3] + shift - p) < 0.003
+    for _ in range(25):
+        world.step(emb.joint_action(emb.current_q(), 1.0))
+    z0 = d.xpos[cube][2]
+    for z in np.linspace(0.015, lift, 10):
+        go(grasp(z), 1.0, 3)
+    return float(d.xpos[cube][2] - z0)
+
+
+def test_franka_grasp_frame_picks_up_the_cube(franka):
+    """Grasp.T_world_grasp -> grasp_to_ee -> ik -> joint_action(gripper=1) lifts robosuite's Lift cube."""
+    world = MiniWorld(franka, "Lift")
+    franka.bind(world)
+    np.testing.assert_allclose(franka.T_ee_grasp[:3, :3], np.eye(3), atol=1e-6)  # Panda: the site is the grasp frame
+    assert pick_and_lift(franka, world) > 0.12
+
+
+@pytest.mark.slow
+def test_spot_grasp_frame_picks_up_the_cube(spot):
+    """Spot's BD gripper has a fixed lower jaw: grasp_to_ee(width) puts it against the cube's side."""
+    world = MiniWorld(spot, "Lift")
+    spot.bind(world)
+    assert spot.fixed_jaw
+    assert pick_and_lift(spot, world) > 0.12

@@ -186,7 +186,8 @@ class SpatialTrackerV2Depth:
         T, H, W = video.num_frames, video.height, video.width
         dev = self.options.device
         x = self.preprocess(self.model_input(video))             # T 3 h w, still 0-255
-        with torch.no_grad():
+        cuda = str(dev).startswith("cuda")                       # inference.py runs in bfloat16 on the GPU
+        with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
             pred = self.front((x[None] / 255.0).to(dev))         # the front end takes 0-1
             extrs = pred["poses_pred"][0].detach().float().cpu().numpy()
             intrs = pred["intrs"][0].detach().float().cpu().numpy()

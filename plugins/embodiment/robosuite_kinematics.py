@@ -260,7 +260,7 @@ def _grasp_frame(mujoco: Any, model: Any, info: RobotModelInfo, arm: str, grippe
     model lost those names, the geoms fixed to the hand vs the geoms moved by a gripper joint) is
     represented by its geoms farthest from the mount (the fingertip). Origin: midpoint of the two
     fingertips with the gripper closed, moved along x to midway between the jaws' contact faces
-    (bounding boxes). x (closing axis): the direction in which the right tip
+    (bounding boxes), or onto the fixed jaw's face when one jaw does not move. x (closing axis): the direction in which the right tip
     moves away from the left one as the gripper starts to open, made orthogonal to z. z (approach):
     mount body origin -> origin, snapped to the nearest site axis when within 25 degrees of it.
     Also returns whether the left side stays put while the gripper opens (a fixed jaw).
@@ -334,9 +334,10 @@ def _grasp_frame(mujoco: Any, model: Any, info: RobotModelInfo, arm: str, grippe
     x = x - (x @ z) * z
     x /= np.linalg.norm(x)
     R_wg = np.stack([x, np.cross(z, x), z], axis=1)
-    # the origin along x: midway between the jaws' contact faces (closed), not their centres
+    # the origin along x: midway between the jaws' contact faces (closed), not their centres; with a
+    # fixed jaw, on that jaw's face (the object rests against it)
     tips(q_closed)
-    mid = 0.5 * (face(left, x, +1.0) + face(right, x, -1.0))
+    mid = face(left, x, +1.0) if fixed else 0.5 * (face(left, x, +1.0) + face(right, x, -1.0))
     origin = origin + (mid - float(origin @ x)) * x
     T = np.eye(4)
     T[:3, :3] = R_s.T @ R_wg

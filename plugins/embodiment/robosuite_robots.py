@@ -112,6 +112,18 @@ class GR1Options(RobosuiteArmOptions):
         default="GR1ArmsOnly", description="robosuite GR1 variant: arms only (fixed torso), fixed legs with "
                                            "torso and head, or a floating planar base")
     arm: Literal["right", "left"] = Field(default="right", description="which arm is the embodiment's arm")
+    wrist_limits: list[float] | None = Field(
+        default=[0.45, 0.55],
+        description="[roll, pitch] half-ranges (radians) replacing the MJCF's +-1.5 of the wrist roll and "
+                    "pitch joints: inside them the hand never touches its own wrist link (measured on "
+                    "robosuite's GR1 model, hand open or closed, both arms); null keeps the MJCF ranges")
+
+    @field_validator("wrist_limits")
+    @classmethod
+    def _wrist(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (len(v) != 2 or not all(math.isfinite(x) and 0 < x <= 1.5 for x in v)):
+            raise ValueError("expected [roll, pitch] half-ranges in (0, 1.5] radians, or null")
+        return v
 
 
 def _not_bound(name: str, what: str) -> RuntimeError:
@@ -145,7 +157,7 @@ class RobosuiteArm:
     gripper_closed = 1.0
 
     def __init__(self, name: str, robot: str, arm: str, options: RobosuiteArmOptions,
-                 velocity_key: str) -> None:
+                 velocity_key: str, limit_overrides: dict[int, tuple[float, float]] | None = None) -> None:
         from .robosuite_kinematics import ArmKinematics, IKSettings, build_robot_model
 
         self.name = name
@@ -162,6 +174,8 @@ class RobosuiteArm:
         self.ee_site = info.grip_sites[arm]
         self.gripper_dof = int(info.gripper_dof[arm])
         lim = np.array([info.joint_ranges[j] for j in self.joint_names], dtype=np.float64)
+        for i, (lo, hi) in (limit_overrides or {}).items():
+            lim[i] = (max(lim[i, 0], lo), min(lim[i, 1], hi))
         lim.flags.writeable = False
         self.joint_limits = lim
         vel = options.velocity_limits
@@ -469,7 +483,11 @@ def _spot(options: SpotOptions, ctx: Any = None) -> RobosuiteArm:
 
 
 def _gr1(options: GR1Options, ctx: Any = None) -> RobosuiteArm:
-    return RobosuiteArm("gr1", options.variant, options.arm, options, "GR1Arm")
+    over = None
+    if options.wrist_limits is not None:  # joints 5, 6: wrist roll, wrist pitch
+        roll, pitch = options.wrist_limits
+        over = {5: (-roll, roll), 6: (-pitch, pitch)}
+    return RobosuiteArm("gr1", options.variant, options.arm, options, "GR1Arm", over)
 
 
 _COMMON = dict(kind="embodiment", capabilities=RobosuiteArm.capabilities, extra="sim",

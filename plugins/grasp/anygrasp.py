@@ -2,7 +2,9 @@
 
 Install (the SDK is a licensed binary, not on PyPI)::
 
-    pip install 'dream2flow[anygrasp]'              # graspnetAPI, open3d, scipy, torch
+    pip install 'dream2flow[anygrasp]'              # torch, open3d, scipy, tqdm (the SDK's requirements)
+    # graspnetAPI pins old packages (and the retired 'sklearn' name); install it as the SDK says:
+    SKLEARN_ALLOW_DEPRECATED_SKLEARN_PACKAGE_INSTALL=True pip install graspnetAPI
     # MinkowskiEngine (the SDK's fork) and pointnet2: see https://github.com/graspnet/anygrasp_sdk#installation
     git clone https://github.com/graspnet/anygrasp_sdk && cd anygrasp_sdk/grasp_detection
     cp gsnet_versions/gsnet.cpython-311-x86_64-linux-gnu.so gsnet.so     # your Python version
@@ -63,9 +65,10 @@ from d2f_core.validate import check_mask
 __all__ = ["AnyGraspOptions", "AnyGraspGrasper", "M_ANYGRASP_TO_OURS", "anygrasp_to_ours", "top_down_camera"]
 
 UPSTREAM = "https://github.com/graspnet/anygrasp_sdk"
-INSTALL = (f"install the AnyGrasp SDK ({UPSTREAM}#installation), copy gsnet.so and lib_cxx.so for your "
-           "Python into grasp_detection/, put your licence in grasp_detection/license/ and export "
-           "ANYGRASP_DIR=/path/to/anygrasp_sdk/grasp_detection")
+INSTALL = (f"install the AnyGrasp SDK and graspnetAPI ({UPSTREAM}#installation), copy gsnet.so and lib_cxx.so "
+           "for your Python into grasp_detection/, apply for a licence with the machine's feature id "
+           "(license_registration/license_checker -f; form in the SDK README), unzip it as "
+           "grasp_detection/license/ and export ANYGRASP_DIR=/path/to/anygrasp_sdk/grasp_detection")
 
 M_ANYGRASP_TO_OURS = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 """Columns: our x, y, z axes written in AnyGrasp's gripper frame (x approach, y closing)."""

@@ -10,10 +10,14 @@ Install (HaMeR is not on PyPI; follow https://github.com/geopavlakos/hamer#insta
     # MANO (licence): register at https://mano.is.tue.mpg.de, put MANO_RIGHT.pkl in _DATA/data/mano/
     export HAMER_DIR=$PWD
 
+HaMeR's ``DefaultPredictor_Lazy`` moves the detector to CUDA unconditionally; with ``device: cpu``
+the adapter builds it with ``Module.cuda`` made a no-op, so it stays on the CPU.
+
 The person detector's weights (ViTDet, ``model_final_f05665.pkl`` from
 https://dl.fbaipublicfiles.com/detectron2/ViTDet/COCO/cascade_mask_rcnn_vitdet_h/f328730692/model_final_f05665.pkl)
 are ``hand.options.detector_weights``: the upstream demo downloads them, this adapter never does.
-HaMeR reads its data with paths relative to the checkout, so it is built and run from ``$HAMER_DIR``.
+HaMeR and ViTPose load their data with paths relative to the checkout, so the pipeline is built from
+``$HAMER_DIR`` (the working directory is restored afterwards).
 
 Per frame (as ``demo.py``): detectron2's ViTDet finds people (class 0, score > ``person_threshold``)
 in the **BGR** frame; ViTPose (``ViTPoseModel.predict_pose``, **RGB** frame) gives whole-body
@@ -109,6 +113,22 @@ def _in_dir(d: Path) -> Iterator[None]:
         os.chdir(old)
 
 
+@contextlib.contextmanager
+def _cuda_is_noop(active: bool) -> Iterator[None]:
+    """While building the detector on a CPU device, ``Module.cuda()`` leaves modules where they are."""
+    if not active:
+        yield
+        return
+    import torch
+
+    original = torch.nn.Module.cuda
+    torch.nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.nn.Module.cuda = original  # type: ignore[method-assign]
+
+
 def crop_to_image(kp: np.ndarray, box_center: np.ndarray, box_size: float, right: bool) -> np.ndarray:
     """HaMeR's ``pred_keypoints_2d`` (21 x 2, crop pixel / crop size - 0.5) -> image pixels."""
     k = np.array(kp, dtype=np.float64)
@@ -190,17 +210,15 @@ class HaMeRDetector:
         T = video.num_frames
         kp = np.full((T, 21, 2), np.nan, np.float32)
         present = np.zeros(T, bool)
-        ctx = _in_dir(self.root) if self.root is not None else contextlib.nullcontext()
-        with ctx:
-            for t in range(T):
-                rgb = np.array(video.frames[t], dtype=np.uint8)
-                bgr = self.model_input(rgb)
-                found = self._hand_box(rgb, bgr)
-                if found is None:
-                    continue
-                pts = self._keypoints(bgr, *found)
-                if pts.shape == (21, 2) and np.all(np.isfinite(pts)):
-                    kp[t], present[t] = pts, True
+        for t in range(T):
+            rgb = np.array(video.frames[t], dtype=np.uint8)
+            bgr = self.model_input(rgb)
+            found = self._hand_box(rgb, bgr)
+            if found is None:
+                continue
+            pts = self._keypoints(bgr, *found)
+            if pts.shape == (21, 2) and np.all(np.isfinite(pts)):
+                kp[t], present[t] = pts, True
         return HandTrack(keypoints=kp, present=present)
 
 
@@ -250,7 +268,8 @@ def _factory(options: HaMeROptions | None, ctx: Any = None) -> HaMeRDetector:
         cfg.train.init_checkpoint = str(det_w)
         for i in range(3):
             cfg.model.roi_heads.box_predictors[i].test_score_thresh = 0.25
-        detector = DefaultPredictor_Lazy(cfg)
+        with _cuda_is_noop(device.type != "cuda"):  # HaMeR's DefaultPredictor_Lazy calls .cuda() itself
+            detector = DefaultPredictor_Lazy(cfg)
         pose = vitpose_model.ViTPoseModel(device)
     return HaMeRDetector(detector, pose, model, model_cfg, ViTDetDataset, options, root, recursive_to)
 

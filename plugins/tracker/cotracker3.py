@@ -98,6 +98,9 @@ def _library_present() -> bool:
 
 
 def _available() -> str | None:
+    env = os.environ.get("COTRACKER_DIR")
+    if env and not (Path(env).expanduser() / "cotracker" / "predictor.py").is_file():
+        return f"COTRACKER_DIR={env} is not a CoTracker checkout (no cotracker/predictor.py); {INSTALL}"
     if not _library_present():
         return f"needs the CoTracker library (not installed): pip install 'dream2flow[cotracker]'; then {INSTALL}"
     return None

@@ -23,12 +23,18 @@ def standin_modules(*folders: str | Path) -> Iterator[None]:
     try:
         yield
     finally:
-        sys.path[:] = old_path
-        for name in set(sys.modules) - before:
+        roots = [str(STANDINS)] + [str(f) for f in folders_]
+        doomed = []
+        for name in sorted(set(sys.modules) - before):  # decide first: namespace paths need their parents
             mod = sys.modules.get(name)
-            where = str(getattr(mod, "__file__", None) or "")
-            paths = [str(p) for p in (getattr(mod, "__path__", None) or [])]
-            if where.startswith(str(STANDINS)) or any(p.startswith(str(STANDINS)) for p in paths) or \
-                    any(where.startswith(str(f)) for f in folders_):
-                del sys.modules[name]
+            where = [str(getattr(mod, "__file__", None) or "")]
+            try:
+                where += [str(p) for p in (getattr(mod, "__path__", None) or [])]
+            except (KeyError, AttributeError):
+                pass
+            if any(w.startswith(r) for w in where if w for r in roots):
+                doomed.append(name)
+        for name in doomed:
+            sys.modules.pop(name, None)
+        sys.path[:] = old_path
         importlib.invalidate_caches()

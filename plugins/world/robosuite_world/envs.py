@@ -16,6 +16,7 @@ Tasks:
     draws the door pose; the world hands it the seeded generator).
   * :class:`D2FBreadInBowl`: robosuite's bread loaf (free joint) and a static bowl on a table.
   * :class:`D2FOpenOven`: a static countertop oven (assets/oven.xml) with a bottom-hinged door.
+  * :class:`D2FCoverBowl`: a cloth (MuJoCo flex, a 2-D grid with elasticity) and a static bowl.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from robosuite.models.tasks import ManipulationTask
 from . import objects
 from .render import MARKER_GROUP
 
-__all__ = ["CAMERA_NAME", "N_MARKERS", "D2FDoor", "D2FBreadInBowl", "D2FOpenOven", "yaw_quat"]
+__all__ = ["CAMERA_NAME", "N_MARKERS", "CLOTH", "D2FDoor", "D2FBreadInBowl", "D2FOpenOven", "D2FCoverBowl", "yaw_quat"]
 
 CAMERA_NAME = "d2f_camera"
 N_MARKERS = 5
@@ -200,6 +201,96 @@ class D2FOpenOven(_D2FMixin, ManipulationEnv):
 
     def _check_success(self):
         return bool(self.sim.data.qpos[self.hinge_qpos_addr] >= self.open_threshold)
+
+
+CLOTH = dict(count=13, size=0.32, mass=0.04, radius=0.003, young=3.0e4, poisson=0.2, thickness=0.001,
+             damping=0.0005, friction=0.8)
+"""The cloth of cover_bowl: a ``count`` x ``count`` vertex square of side ``size`` metres (a scarf)."""
+
+
+class D2FCoverBowl(_D2FMixin, ManipulationEnv):
+    """A cloth (flex grid, ``CLOTH``) lying flat on a 0.8 x 0.8 m table and a bowl; success: the cloth covers
+    the bowl's opening.
+
+    Placement: cloth centre x in [-0.15, -0.10], y in [-0.22, -0.17], yaw in [-0.3, 0.3] rad; bowl
+    centre x in [-0.01, 0.05], y in [0.10, 0.15]. The cloth's vertices are bodies with three slide
+    joints each (MuJoCo flexcomp), placed through their joint positions.
+    """
+
+    CLOTH_RANGE = ((-0.15, -0.10), (-0.22, -0.17), (-0.3, 0.3))
+    BOWL_RANGE = ((-0.01, 0.05), (0.10, 0.15))
+
+    def __init__(self, robots, **kwargs):
+        self.table_full_size = (0.8, 0.8, 0.05)
+        self.table_offset = np.array((0.0, 0.0, 0.8))
+        self.d2f_rng = np.random.default_rng(0)
+        super().__init__(robots=robots, **kwargs)
+
+    def reward(self, action=None):
+        return float(self._check_success())
+
+    def _load_model(self):
+        super()._load_model()
+        self.bowl = objects.make_bowl("bowl")
+        self._table_model([self.bowl])
+        c = CLOTH
+        asset = self.model.asset
+        ET.SubElement(asset, "texture", {"name": "d2f_cloth_tex", "type": "2d",
+                                         "file": str(objects.ASSETS / "cloth.png")})
+        ET.SubElement(asset, "material", {"name": "d2f_cloth_mat", "texture": "d2f_cloth_tex", "specular": "0.1",
+                                          "shininess": "0.1"})
+        sp = c["size"] / (c["count"] - 1)
+        fc = ET.SubElement(self.model.worldbody, "flexcomp", {
+            "name": "cloth", "type": "grid", "count": f"{c['count']} {c['count']} 1", "spacing": f"{sp} {sp} {sp}",
+            "pos": f"0 0 {self.table_offset[2] + 0.004}", "radius": str(c["radius"]), "dim": "2",
+            "mass": str(c["mass"]), "material": "d2f_cloth_mat", "rgba": "1 1 1 1"})
+        ET.SubElement(fc, "elasticity", {"young": str(c["young"]), "poisson": str(c["poisson"]),
+                                         "thickness": str(c["thickness"]), "damping": str(c["damping"]),
+                                         "elastic2d": "both"})
+        ET.SubElement(fc, "contact", {"condim": "3", "solref": "0.005 1", "selfcollide": "none",
+                                      "friction": str(c["friction"])})
+
+    def _setup_references(self):
+        super()._setup_references()
+        m = self.sim.model._model
+        self.bowl_body_id = self.sim.model.body_name2id(self.bowl.root_body)
+        self.bowl_geom_ids = [i for i in range(m.ngeom) if m.geom_bodyid[i] == self.bowl_body_id]
+        self.cloth_flex_id = 0
+        a, n = m.flex_vertadr[0], m.flex_vertnum[0]
+        self.cloth_vert_bodies = np.array(m.flex_vertbodyid[a:a + n], dtype=np.int64)
+        self.cloth_qpos = np.array([m.jnt_qposadr[m.body_jntadr[b]] for b in self.cloth_vert_bodies])
+        self.cloth_dofs = np.array([m.jnt_dofadr[m.body_jntadr[b]] for b in self.cloth_vert_bodies])
+        self.cloth_rest = np.array(m.body_pos[self.cloth_vert_bodies])  # vertex positions at qpos = 0
+        e0, ne = m.flex_elemdataadr[0], m.flex_elemnum[0]
+        self.cloth_elems = np.array(m.flex_elem[e0:e0 + 3 * ne]).reshape(-1, 3)
+
+    def cloth_qpos_for(self, points: np.ndarray) -> np.ndarray:
+        """qpos entries (n x 3, in vertex order) that put the cloth's vertices at ``points`` (world, m)."""
+        return np.asarray(points) - self.cloth_rest
+
+    def _reset_internal(self):
+        super()._reset_internal()
+        (cx0, cx1), (cy0, cy1), (a0, a1) = self.CLOTH_RANGE
+        (wx0, wx1), (wy0, wy1) = self.BOWL_RANGE
+        rng = self.d2f_rng
+        cx, cy, yaw = rng.uniform([cx0, cy0, a0], [cx1, cy1, a1])
+        bowl_xy = rng.uniform([wx0, wy0], [wx1, wy1])
+        m = self.sim.model._model
+        m.body_pos[self.bowl_body_id] = [bowl_xy[0], bowl_xy[1], self.table_top_z]
+        m.body_quat[self.bowl_body_id] = [1, 0, 0, 0]
+        P = self.cloth_rest.copy()
+        R = np.array([[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]])
+        P[:, :2] = (P[:, :2] - P[:, :2].mean(0)) @ R.T + [cx, cy]
+        P[:, 2] = self.table_top_z + 0.004
+        q = self.cloth_qpos_for(P)
+        for k in range(3):
+            self.sim.data.qpos[self.cloth_qpos + k] = q[:, k]
+            self.sim.data.qvel[self.cloth_dofs + k] = 0.0
+
+    def _check_success(self):
+        from .tasks import cover_bowl_success
+
+        return cover_bowl_success(self.sim.model._model, self.sim.data._data, self)[0]
 
 
 def _lowest_point(m, geom_ids) -> float:

@@ -37,7 +37,8 @@ MARKER_GROUP = 5
 @dataclass
 class Frame:
     """One rendered frame: rgb uint8 H x W x 3, depth float32 H x W metres (0 = nothing drawn),
-    geom int32 H x W (MuJoCo geom id per pixel, -1 = nothing drawn). Missing passes are None."""
+    geom int32 H x W (MuJoCo geom id per pixel; ``model.ngeom + f`` for flex ``f``; -1 = nothing
+    drawn). Missing passes are None."""
 
     rgb: np.ndarray | None
     depth: np.ndarray | None
@@ -144,6 +145,8 @@ class SimRenderer:
                 g = self._scene.geoms[i]
                 if g.segid >= 0 and g.objtype == mj.mjtObj.mjOBJ_GEOM:
                     lut[g.segid + 1] = g.objid
+                elif g.segid >= 0 and g.objtype == mj.mjtObj.mjOBJ_FLEX:
+                    lut[g.segid + 1] = self.model.ngeom + g.objid
             geom = lut[np.clip(ids, 0, n + 1)]
             if segmentation:
                 out_geom = np.ascontiguousarray(geom)

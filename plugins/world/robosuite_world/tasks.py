@@ -10,6 +10,10 @@ Success checks (the task's own, used by ``world.success()`` and by the oracle's 
 * ``bread_in_bowl``: the bread rests inside the bowl: its centre within ``r_top - wall - 0.015`` m
   of the bowl's axis horizontally and below ``rim + 0.01`` m; it touches the bowl and neither the
   table nor the robot; its speed is below 0.05 m/s.
+* ``cover_bowl``: the cloth covers the bowl's opening: of 17 test points (the bowl's centre and 16
+  points on a circle of 0.95 x the rim radius), at least 16 lie under the cloth, i.e. inside the
+  horizontal projection of a cloth triangle whose vertices are on average more than 2 cm above
+  the table.
 
 Oracle motions (time s in [0, 1] over the video, minimum-jerk profiles between key poses, the
 object held still for the first and last few percent, as a video of a hand doing the task):
@@ -22,6 +26,11 @@ object held still for the first and last few percent, as a video of a hand doing
   its resting pose (s 0.70-0.96). The resting pose is found first by dropping
   the bread from 1 cm above the bowl floor and letting physics settle (robot held still), so the
   final frame is a physically resting state.
+* ``cover_bowl`` (physics, not a scripted pose): the row of cloth vertices farthest from the bowl
+  is held (its positions imposed every 2 ms step) and pulled over the bowl along a min-jerk path
+  (lifted 18 cm, ending :data:`CLOTH_PULL` beyond the bowl's centre, put down), the rest of the
+  cloth simulated by MuJoCo's flex; then released and settled for 1 s. Frames sample this
+  simulation evenly; the robot is held still (and hidden).
 """
 
 from __future__ import annotations
@@ -33,14 +42,17 @@ from typing import Any
 import numpy as np
 
 __all__ = ["TaskSpec", "TASKS", "min_jerk", "DOOR_HINGE_TARGET", "DOOR_LATCH_TURN", "OVEN_HINGE_TARGET",
-           "bread_in_bowl_success"]
+           "bread_in_bowl_success", "cover_bowl_success", "CLOTH_PULL"]
 
 DOOR_HINGE_TARGET = 0.38
 """rad; success needs > 0.3, robosuite's hinge range is [0, 0.4]."""
 DOOR_LATCH_TURN = 1.2
 """rad; the latch releases the door past ~1 rad (measured: a 5 Nm pull opens it only then)."""
 OVEN_HINGE_TARGET = 0.8
-"""rad; inside the oven door's range [0, 1.6], beyond the default success threshold 0.5."""
+"""rad; inside the oven door's range [0, 1.6], beyond the default success threshold 0.5 (the door's
+face stays in view of the task camera)."""
+CLOTH_PULL = 0.15
+"""m; where the held edge of the cloth ends, beyond the bowl's centre, in cover_bowl's oracle."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,12 @@ TASKS: dict[str, TaskSpec] = {
                "robot": ("robot",)},
         aliases={"loaf": "bread", "bread loaf": "bread"},
         contact=("bread_main", "bread_g0_visual")),
+    "cover_bowl": TaskSpec(
+        name="cover_bowl", instruction="cover the bowl with the cloth", object="cloth", env="D2FCoverBowl",
+        camera=((0.30, -0.48, 1.25), (-0.06, -0.03, 0.80), 45.0),
+        names={"cloth": ("flex:cloth",), "bowl": ("subtree:bowl_main",), "table": ("body:table",), "robot": ("robot",)},
+        aliases={"scarf": "cloth", "towel": "cloth", "the cloth": "cloth"},
+        contact=("", "")),
 }
 
 
@@ -137,6 +155,33 @@ def bread_in_bowl_success(m, d, env) -> tuple[bool, dict[str, Any]]:
                       "touch_robot": touch_robot, "speed_mps": speed}
 
 
+def cover_bowl_success(m, d, env) -> tuple[bool, dict[str, Any]]:
+    """(success, numbers) for cover_bowl on MjData ``d`` (see the module docstring)."""
+    from .objects import BOWL
+
+    c = np.array(d.xpos[env.bowl_body_id])
+    ang = np.linspace(0.0, 2 * math.pi, 16, endpoint=False)
+    pts = np.concatenate([c[None, :2], c[:2] + 0.95 * BOWL["r_top"] * np.stack([np.cos(ang), np.sin(ang)], -1)])
+    V = np.array(d.xpos[env.cloth_vert_bodies])
+    tri = V[env.cloth_elems]  # E x 3 x 3
+    high = tri[:, :, 2].mean(1) > env.table_top_z + 0.02
+    a, b, cc = tri[high, 0, :2], tri[high, 1, :2], tri[high, 2, :2]
+    v0, v1 = cc - a, b - a  # barycentric test of every point against every raised triangle
+    d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
+    den = d00 * d11 - d01 * d01
+    ok_den = np.abs(den) > 1e-14
+    covered = np.zeros(len(pts), bool)
+    for i, p in enumerate(pts):
+        v2 = p - a
+        d02, d12 = (v0 * v2).sum(1), (v1 * v2).sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = (d11 * d02 - d01 * d12) / den
+            v = (d00 * d12 - d01 * d02) / den
+        covered[i] = bool(np.any(ok_den & (u >= 0) & (v >= 0) & (u + v <= 1)))
+    n = int(covered.sum())
+    return n >= 16, {"covered_points": n, "test_points": len(pts), "centre_covered": bool(covered[0])}
+
+
 def success(world, d) -> bool:
     env, task = world.env, world.spec.name
     if task == "open_door":
@@ -145,6 +190,8 @@ def success(world, d) -> bool:
         return bool(d.qpos[env.hinge_qpos_addr] >= world.options.oven_open_threshold)
     if task == "bread_in_bowl":
         return bread_in_bowl_success(world.model, d, env)[0]
+    if task == "cover_bowl":
+        return cover_bowl_success(world.model, d, env)[0]
     raise ValueError(f"task: no success check for {task!r}")
 
 
@@ -167,6 +214,11 @@ def privileged(world, d) -> dict[str, Any]:
         ok, info = bread_in_bowl_success(m, d, env)
         return {"bread": _pose(d, env.bread_body_id), "bowl": _pose(d, env.bowl_body_id),
                 "bread_in_bowl": ok, **{k: (float(v) if isinstance(v, float) else bool(v)) for k, v in info.items()}}
+    if task == "cover_bowl":
+        ok, info = cover_bowl_success(m, d, env)
+        V = np.array(d.xpos[env.cloth_vert_bodies])
+        return {"bowl": _pose(d, env.bowl_body_id), "cloth_centroid": [float(v) for v in V.mean(0)],
+                "cloth_vertices": V.round(5).tolist(), "bowl_covered": ok, **info}
     raise ValueError(f"task: unknown {task!r}")
 
 
@@ -227,5 +279,58 @@ def oracle_qpos(world, d0, num_frames: int) -> list[np.ndarray]:
             out.append(q)
         out[-1][adr:adr + 7] = rest  # exactly the settled pose
         return out
+    if task == "cover_bowl":
+        return _cloth_oracle(world, d0, num_frames)
     raise ValueError(f"task: no oracle motion for {task!r}")
+
+
+def _cloth_oracle(world, d0, num_frames: int) -> list[np.ndarray]:
+    """cover_bowl: pull the cloth's far edge over the bowl, simulated (see the module docstring).
+
+    Sets ``world._oracle_contact_body`` to the held edge's middle vertex body (the hand's point).
+    """
+    import mujoco
+
+    m, env = world.model, world.env
+    d = world._scratch(d0)
+    V0 = np.array(d.xpos[env.cloth_vert_bodies])
+    bowl = np.array(d.xpos[env.bowl_body_id])
+    centre = V0[:, :2].mean(0)
+    u = bowl[:2] - centre
+    u /= np.linalg.norm(u)
+    rest = env.cloth_rest
+    proj = (V0[:, :2] - centre) @ u
+    edges = [np.nonzero(np.abs(rest[:, a] - f(rest[:, a])) < 1e-6)[0] for a in (0, 1) for f in (np.min, np.max)]
+    held = min(edges, key=lambda e: float(proj[e].mean()))
+    mid = held[np.argmin(np.abs(((V0[held, :2] - V0[held, :2].mean(0)) @ np.array([-u[1], u[0]]))))]
+    world._oracle_contact_body = int(env.cloth_vert_bodies[mid])
+    start = V0[held].copy()
+    shift = np.append(bowl[:2] + u * CLOTH_PULL - start[:, :2].mean(0), 0.0)
+    lift = 0.18
+    dt = float(m.opt.timestep)
+    n_move, n_settle = int(round(2.0 / dt)), int(round(1.0 / dt))
+    total = n_move + n_settle
+    want = {int(round(k * total / (num_frames - 1))): k for k in range(num_frames)}
+    q_robot = np.array(d.qpos[world._robot_qpos])
+    qa, da = env.cloth_qpos[held], env.cloth_dofs[held]
+    out: list[np.ndarray | None] = [None] * num_frames
+    out[0] = np.array(d.qpos)
+    for i in range(1, total + 1):
+        if i <= n_move:
+            s = i / n_move
+            up = lift * min_jerk(s / 0.3) - lift * min_jerk((s - 0.7) / 0.3)
+            p = start + shift * min_jerk(s) + np.array([0.0, 0.0, up])
+            q = p - rest[held]
+            for k in range(3):
+                d.qpos[qa + k] = q[:, k]
+                d.qvel[da + k] = 0.0
+        mujoco.mj_step(m, d)
+        d.qpos[world._robot_qpos] = q_robot
+        d.qvel[world._robot_dofs] = 0.0
+        if i in want:
+            out[want[i]] = np.array(d.qpos)
+    for k in range(num_frames):  # frames falling between steps (tiny T): nearest recorded state
+        if out[k] is None:
+            out[k] = next(x for x in out[k:] + out[::-1] if x is not None)
+    return out  # type: ignore[return-value]
 

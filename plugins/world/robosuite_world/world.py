@@ -165,12 +165,21 @@ class RobosuiteWorld:
                     ids = [m.geom(g).id for g in arg.split(",")]
                     geoms |= set(ids)
                     bodies += sorted({int(m.geom_bodyid[g]) for g in ids})
+                elif kind == "flex":  # segmentation id of a flex: model.ngeom + flex id (see render.Frame)
+                    f = mj.mj_name2id(m, mj.mjtObj.mjOBJ_FLEX, arg)
+                    geoms.add(int(m.ngeom + f))
+                    a, n = m.flex_vertadr[f], m.flex_vertnum[f]
+                    bodies += [int(b) for b in m.flex_vertbodyid[a:a + n]]
                 else:  # pragma: no cover - a spec error
                     raise ValueError(f"task spec: bad selector {sel!r}")
             self._names[name] = np.array(sorted(geoms), dtype=np.int64)
             self._name_bodies[name] = list(dict.fromkeys(bodies))
         self._markers = [m.geom(f"d2f_marker{i}").id for i in range(5)]
         body, geom = self.spec.contact
+        self._oracle_contact_body: int | None = None
+        if not body:  # set by the oracle's motion (cover_bowl: the held cloth vertex)
+            self._contact_body, self._contact_geom, self._contact_local = -1, -1, np.zeros(3)
+            return
         self._contact_body = m.body(body).id
         self._contact_geom = m.geom(geom).id
         self._contact_local = np.array(m.geom_pos[self._contact_geom], dtype=np.float64)
@@ -179,7 +188,6 @@ class RobosuiteWorld:
             mat = m.geom_matid[self._contact_geom]
             if mat >= 0:  # robosuite's bread is glossy; a matte crust keeps its look steady as it turns
                 m.mat_specular[mat], m.mat_shininess[mat], m.mat_reflectance[mat] = 0.15, 0.1, 0.0
-        del mj
 
     def _highest_point(self, g: int) -> float:
         mj, m = self._mj, self.model
@@ -400,7 +408,14 @@ class RobosuiteWorld:
         groups = (VISUAL_GROUP,) if hide_robot else (VISUAL_GROUP, ROBOT_GROUP)
         part = self.spec.object
         part_geoms = self._names[part]
-        bodies = [b for b in self._name_bodies[part] if np.any(m.geom_bodyid[part_geoms] == b)]
+        flex_part = bool(np.any(part_geoms >= m.ngeom))
+        if flex_part:  # a deformable: every vertex is a body (translation only)
+            bodies = list(self._name_bodies[part])
+        else:
+            bodies = [b for b in self._name_bodies[part] if np.any(m.geom_bodyid[part_geoms] == b)]
+        cb = self._contact_body if self._oracle_contact_body is None else self._oracle_contact_body
+        if self.spec.contact[0] == "":
+            cb = self._oracle_contact_body
         frames, depth, poses, contact = [], [], [], []
         seg0 = None
         for t, q in enumerate(qs):
@@ -417,7 +432,6 @@ class RobosuiteWorld:
             P[:, :3, :3] = np.array(d.xmat[bodies]).reshape(-1, 3, 3)
             P[:, :3, 3] = d.xpos[bodies]
             poses.append(P)
-            cb = self._contact_body
             contact.append(d.xpos[cb] + np.array(d.xmat[cb]).reshape(3, 3) @ self._contact_local)
         success = bool(T.success(self, d))
         frames_a, depth_a, poses_a = np.stack(frames), np.stack(depth), np.stack(poses)
@@ -431,8 +445,12 @@ class RobosuiteWorld:
         xs, ys = xs[keep], ys[keep]
         px = np.stack([xs, ys], -1).astype(np.float64)
         p0 = self.camera.backproject(px, depth_a[0][ys, xs])
-        body_of_geom = {int(g): int(m.geom_bodyid[g]) for g in part_geoms}
-        pb = np.array([bodies.index(body_of_geom[int(g)]) for g in seg0[ys, xs]], dtype=np.int64)
+        if flex_part:  # each pixel rides on its nearest vertex
+            V0 = poses_a[0][:, :3, 3]
+            pb = np.array([int(np.argmin(((V0 - p) ** 2).sum(1))) for p in p0], dtype=np.int64)
+        else:
+            body_of_geom = {int(g): int(m.geom_bodyid[g]) for g in part_geoms}
+            pb = np.array([bodies.index(body_of_geom[int(g)]) for g in seg0[ys, xs]], dtype=np.int64)
         P0 = poses_a[0][pb]  # N x 4 x 4
         local = np.einsum("nji,nj->ni", P0[:, :3, :3], p0 - P0[:, :3, 3])
         Pt = poses_a[:, pb]  # T x N x 4 x 4

@@ -15,6 +15,8 @@ class DefaultPredictor_Lazy:
         if not ckpt or "://" in str(ckpt) or not os.path.isfile(ckpt):
             raise RuntimeError(f"stand-in detector: init_checkpoint must be a local file, got {ckpt!r}")
         self.cfg = cfg
+        self.model = torch.nn.Linear(1, 1)
+        self.model.eval().cuda()  # as upstream: unconditionally (fails on a CPU-only torch)
 
     def __call__(self, original_image):
         rgb = np.asarray(original_image)[:, :, ::-1]  # BGR in, as documented

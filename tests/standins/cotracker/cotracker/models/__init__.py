@@ -1,0 +1,1 @@
+"""Stand-in models package (tests only)."""
