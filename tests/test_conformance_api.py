@@ -181,7 +181,10 @@ def test_doubles_pass_their_own_checks():
                        (TranslationDynamics(), "dynamics")]:
         res = check_component(comp, kind)
         assert all_passed(res), format_results(res)
-        assert sum(r.status == "passed" for r in res) >= len(res) - 1
+        # optional features a double lacks: the camera probe of simulated worlds, a bound world
+        optional = {"world_camera_projection", "world_depth_plane", "embodiment_joint_action_bounds"}
+        res = [r for r in res if not (r.status == "skipped" and r.check in optional)]
+        assert sum(r.status == "passed" for r in res) >= len(res) - 1, format_results(res)
 
 
 def test_target_world_is_exact():

@@ -274,12 +274,12 @@ def test_controller_config_asks_for_absolute_joint_targets(embodiments):
 class MiniWorld:
     """The attributes the embodiment reads from a robosuite World (see /tmp/d2f interface)."""
 
-    def __init__(self, emb, env_name: str = "Lift"):
+    def __init__(self, emb, env_name: str = "Lift", seed: int = 0):
         import robosuite
 
         self.env = robosuite.make(env_name, robots=emb.robosuite_robot, controller_configs=emb.controller_config(),
                                   has_renderer=False, has_offscreen_renderer=False, use_camera_obs=False,
-                                  horizon=100000)
+                                  horizon=100000, seed=seed)
         self.reset()
         self.action_low, self.action_high = (np.asarray(a, dtype=np.float64) for a in self.env.action_spec)
 

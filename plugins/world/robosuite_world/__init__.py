@@ -1,9 +1,9 @@
 """``robosuite`` world: robosuite / MuJoCo tasks for the robosuite embodiments (issue 4).
 
 Tasks (option ``task``): ``open_door`` (robosuite's latched Door; success: hinge > 0.3 rad),
-``bread_in_bowl`` (a bread loaf and a bowl on a table; success: the bread rests in the bowl) and
-``open_oven`` (a countertop oven with a bottom-hinged door; success: door opened >= 0.5 rad).
-``cover_bowl`` is not offered (see docs/worlds.md for why).
+``bread_in_bowl`` (a bread loaf and a bowl on a table; success: the bread rests in the bowl),
+``open_oven`` (a countertop oven with a bottom-hinged door; success: door opened >= 0.5 rad) and
+``cover_bowl`` (a cloth simulated with MuJoCo flex and a bowl; success: the cloth covers the bowl).
 
 The embodiment comes from the run (``embodiment: {plugin: franka | spot | gr1}``); built alone
 (``d2f check robosuite``) the world uses ``franka``. Camera: RGB, metric depth and per-object
@@ -36,8 +36,7 @@ class RobosuiteWorldOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: Literal["open_door", "bread_in_bowl", "open_oven", "cover_bowl"] = Field(
-        default="open_door", description="which task: open_door, bread_in_bowl, open_oven (cover_bowl: not "
-                                         "available, see docs/worlds.md)")
+        default="open_door", description="which task: open_door, bread_in_bowl, open_oven, cover_bowl")
     width: int = Field(default=640, ge=32, le=2048, description="image width, pixels")
     height: int = Field(default=480, ge=32, le=2048, description="image height, pixels")
     camera: str = Field(default="task", description="'task': the task's own view (camera d2f_camera, posed by "
@@ -101,10 +100,6 @@ def make_world(options: RobosuiteWorldOptions | None = None, ctx: Any = None) ->
     """Factory: the world for ``options`` with the run's embodiment (default: franka)."""
     options = options or RobosuiteWorldOptions()
     quiet_robosuite()
-    if options.task == "cover_bowl":
-        raise ValueError("task: cover_bowl is not available: a cloth needs MuJoCo flex contacts with the "
-                         "bowl and gripper that mujoco 3.9 + robosuite 1.5 cannot simulate at an interactive "
-                         "rate on a CPU (see docs/worlds.md); use open_door, bread_in_bowl or open_oven")
     from .world import RobosuiteWorld
 
     embodiment = ctx.component("embodiment") if ctx is not None else None
@@ -118,7 +113,7 @@ class StandInOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: Literal["open_door", "bread_in_bowl", "open_oven"] = Field(
+    task: Literal["open_door", "bread_in_bowl", "open_oven", "cover_bowl"] = Field(
         default="open_door", description="task of the robosuite world built when the run has no world "
                                          "(e.g. `d2f check`); ignored when the run has one")
     width: int = Field(default=640, ge=32, le=2048, description="image width of that fallback world, pixels")
@@ -143,7 +138,7 @@ def d2f_register(register):
     register(Manifest(
         name="robosuite", kind="world", factory=make_world, options_model=RobosuiteWorldOptions,
         capabilities=frozenset({"segmentation", "oracle", "deterministic"}),
-        description="robosuite/MuJoCo tasks open_door, bread_in_bowl, open_oven for franka/spot/gr1; "
+        description="robosuite/MuJoCo tasks open_door, bread_in_bowl, open_oven, cover_bowl for franka/spot/gr1; "
                     "RGB-D + segmentation camera; scripted oracle",
         requires=("robosuite", "mujoco"), extra="sim",
         install="pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0); set MUJOCO_GL=egl",

@@ -243,7 +243,7 @@ class D2FCoverBowl(_D2FMixin, ManipulationEnv):
         fc = ET.SubElement(self.model.worldbody, "flexcomp", {
             "name": "cloth", "type": "grid", "count": f"{c['count']} {c['count']} 1", "spacing": f"{sp} {sp} {sp}",
             "pos": f"0 0 {self.table_offset[2] + 0.004}", "radius": str(c["radius"]), "dim": "2",
-            "mass": str(c["mass"]), "material": "d2f_cloth_mat", "rgba": "1 1 1 1"})
+            "mass": str(c["mass"]), "material": "d2f_cloth_mat", "rgba": "1 1 1 1", "group": "1"})
         ET.SubElement(fc, "elasticity", {"young": str(c["young"]), "poisson": str(c["poisson"]),
                                          "thickness": str(c["thickness"]), "damping": str(c["damping"]),
                                          "elastic2d": "both"})

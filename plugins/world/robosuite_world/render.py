@@ -5,7 +5,7 @@ buffer gives the metric depth and whose colours give the segmentation (the same 
 ``mujoco.Renderer`` uses for depth). Shadows and reflections are off (speed; the issue's
 measurements). Images come out top row first (the GL buffer is flipped on readout).
 
-Geom groups decide what is drawn: robosuite puts visual geoms in group 1 and collision geoms in
+Geom groups (and flex groups, the same numbers) decide what is drawn: robosuite puts visual geoms in group 1 and collision geoms in
 group 0; the world moves the robot's visual geoms to :data:`ROBOT_GROUP` so that the oracle can
 hide the robot, and keeps calibration markers in :data:`MARKER_GROUP` (drawn only by the probe).
 """
@@ -114,8 +114,10 @@ class SimRenderer:
         if self._gl is not None:
             self._gl.make_current()
         self._opt.geomgroup[:] = 0
+        self._opt.flexgroup[:] = 0
         for g in groups:
             self._opt.geomgroup[g] = 1
+            self._opt.flexgroup[g] = 1
         mj.mjv_updateScene(self.model, data, self._opt, None, self._cam, mj.mjtCatBit.mjCAT_ALL.value,
                            self._scene)
         H, W = self.height, self.width

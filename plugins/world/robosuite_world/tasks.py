@@ -106,7 +106,7 @@ TASKS: dict[str, TaskSpec] = {
         contact=("bread_main", "bread_g0_visual")),
     "cover_bowl": TaskSpec(
         name="cover_bowl", instruction="cover the bowl with the cloth", object="cloth", env="D2FCoverBowl",
-        camera=((0.30, -0.48, 1.25), (-0.06, -0.03, 0.80), 45.0),
+        camera=((0.27, -0.48, 1.20), (-0.06, -0.05, 0.80), 45.0),
         names={"cloth": ("flex:cloth",), "bowl": ("subtree:bowl_main",), "table": ("body:table",), "robot": ("robot",)},
         aliases={"scarf": "cloth", "towel": "cloth", "the cloth": "cloth"},
         contact=("", "")),
@@ -305,7 +305,11 @@ def _cloth_oracle(world, d0, num_frames: int) -> list[np.ndarray]:
     mid = held[np.argmin(np.abs(((V0[held, :2] - V0[held, :2].mean(0)) @ np.array([-u[1], u[0]]))))]
     world._oracle_contact_body = int(env.cloth_vert_bodies[mid])
     start = V0[held].copy()
-    shift = np.append(bowl[:2] + u * CLOTH_PULL - start[:, :2].mean(0), 0.0)
+    # the held edge ends straight across the pull direction, centred CLOTH_PULL beyond the bowl's centre
+    perp = np.array([-u[1], u[0]])
+    along = (start[:, :2] - start[:, :2].mean(0)) @ perp
+    end = start.copy()
+    end[:, :2] = bowl[:2] + u * CLOTH_PULL + along[:, None] * perp
     lift = 0.18
     dt = float(m.opt.timestep)
     n_move, n_settle = int(round(2.0 / dt)), int(round(1.0 / dt))
@@ -319,7 +323,7 @@ def _cloth_oracle(world, d0, num_frames: int) -> list[np.ndarray]:
         if i <= n_move:
             s = i / n_move
             up = lift * min_jerk(s / 0.3) - lift * min_jerk((s - 0.7) / 0.3)
-            p = start + shift * min_jerk(s) + np.array([0.0, 0.0, up])
+            p = start + (end - start) * min_jerk(s) + np.array([0.0, 0.0, up])
             q = p - rest[held]
             for k in range(3):
                 d.qpos[qa + k] = q[:, k]

@@ -413,9 +413,7 @@ class RobosuiteWorld:
             bodies = list(self._name_bodies[part])
         else:
             bodies = [b for b in self._name_bodies[part] if np.any(m.geom_bodyid[part_geoms] == b)]
-        cb = self._contact_body if self._oracle_contact_body is None else self._oracle_contact_body
-        if self.spec.contact[0] == "":
-            cb = self._oracle_contact_body
+        cb = self._oracle_contact_body if self.spec.contact[0] == "" else self._contact_body
         frames, depth, poses, contact = [], [], [], []
         seg0 = None
         for t, q in enumerate(qs):
