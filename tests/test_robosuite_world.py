@@ -23,12 +23,12 @@ pytestmark = pytest.mark.sim
 from d2f_conformance.checks import world as world_checks  # noqa: E402
 from d2f_conformance.api import make_env  # noqa: E402
 from d2f_conformance.results import CheckFailed  # noqa: E402
-from d2f_core import Camera, Video  # noqa: E402
+from d2f_core import Camera  # noqa: E402
 from d2f_core.registry import BuildContext, get_registry  # noqa: E402
 from d2f_plugins.world.robosuite_world import RobosuiteWorldOptions, make_world  # noqa: E402
 from d2f_plugins.world.robosuite_world.oracle import load_truth, true_motion  # noqa: E402
 
-TASKS = ("open_door", "bread_in_bowl", "open_oven")
+TASKS = ("open_door", "bread_in_bowl", "open_oven", "cover_bowl")
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +185,22 @@ def test_oracle_door_truth_rotates_rigidly_about_the_hinge(worlds):
     assert np.allclose(moved, 2 * rad0 * np.sin(0.38 / 2), atol=1e-4)  # chord of the 0.38 rad swing
 
 
+def test_cloth_is_segmented_and_the_oracle_covers_the_bowl(worlds):
+    w = worlds("cover_bowl")
+    w.reset(4)
+    cloth, bowl = w.object_mask("scarf"), w.object_mask("bowl")
+    assert cloth.sum() > 500 and bowl.sum() > 100 and not (cloth & bowl).any()
+    assert w.privileged_state()["covered_points"] == 0
+    r = w.oracle_rollout(5)
+    assert r.success
+    # truth points ride on cloth vertices: frame-0 points lie within a grid cell of their vertex
+    V0 = r.body_poses[0, r.point_body, :3, 3]
+    assert np.linalg.norm(r.points_world[0] - V0, axis=1).max() < 0.032
+    w.apply_oracle_state(r, -1)
+    info = w.privileged_state()
+    assert w.success() and info["covered_points"] >= 16 and info["centre_covered"]
+
+
 # ----------------------------------------------------------------------------- stand-ins
 
 
@@ -325,6 +341,8 @@ def test_world_show_every_embodiment(tmp_path, embodiment):
 
 @pytest.mark.slow
 def test_flow_from_the_oracle_scene_ends_on_the_true_pose(tmp_path):
+    """bread_in_bowl, seed 2, 49 frames, lucas-kanade: measured median 1.3 mm, 93 % of the visible final
+    points within 1 cm (docs/worlds.md has the other tasks' numbers)."""
     from typer.testing import CliRunner
 
     from d2f_core.cli_world import app
@@ -332,13 +350,14 @@ def test_flow_from_the_oracle_scene_ends_on_the_true_pose(tmp_path):
     from d2f_core.types import ObjectFlow
 
     out = tmp_path / "scene"
-    res = CliRunner().invoke(app, ["oracle", "open_door", "--out", str(out), "--seed", "2"])
+    res = CliRunner().invoke(app, ["oracle", "bread_in_bowl", "--out", str(out), "--seed", "2"])
     assert res.exit_code == 0, res.output
     extract(out, tmp_path / "flow.npz")
     flow = ObjectFlow.load(tmp_path / "flow.npz")
     truth = load_truth(out / "oracle_truth.npz")
     gt = true_motion(truth, flow.points[0])
     vis = flow.visible[-1]
-    assert vis.mean() > 0.3
+    assert vis.mean() > 0.15  # the bowl's wall hides the bread's lower part at the end
     err = np.linalg.norm(flow.points[-1] - gt[-1], axis=1)[vis]
-    assert np.median(err) < 0.01, json.dumps({"median_m": float(np.median(err)), "visible": float(vis.mean())})
+    summary = json.dumps({"median_m": float(np.median(err)), "visible": float(vis.mean())})
+    assert np.median(err) < 0.01 and (err < 0.01).mean() > 0.8, summary

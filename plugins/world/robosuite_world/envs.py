@@ -94,10 +94,6 @@ class D2FDoor(_D2FMixin, Door):
         self.placement_initializer.rng = self.d2f_rng
         super()._reset_internal()
 
-    @property
-    def table_top_z(self) -> float:
-        return float(self.table_offset[2])
-
 
 class D2FBreadInBowl(_D2FMixin, ManipulationEnv):
     """A bread loaf and a bowl on a 0.8 x 0.8 m table; success: the bread rests inside the bowl.
@@ -183,12 +179,10 @@ class D2FOpenOven(_D2FMixin, ManipulationEnv):
 
     def _setup_references(self):
         super()._setup_references()
-        m = self.sim.model._model
         self.oven_body_id = self.sim.model.body_name2id(self.oven.root_body)
         self.oven_door_body_id = self.sim.model.body_name2id(self.oven.naming_prefix + "door")
         self.hinge_qpos_addr = self.sim.model.get_joint_qpos_addr(self.oven.naming_prefix + "hinge")
         self.oven_handle_site_id = self.sim.model.site_name2id(self.oven.naming_prefix + "handle")
-        del m
 
     def _reset_internal(self):
         super()._reset_internal()
