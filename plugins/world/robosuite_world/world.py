@@ -95,6 +95,11 @@ class RobosuiteWorld:
         self.env.reset()
         self.model = self.env.sim.model._model
         self.data = self.env.sim.data._data
+        # robosuite's arena sets air density 1.2 and viscosity 2e-5; with its inflated link inertias
+        # that drag (~10 N m at 0.3 rad/s) equals the Panda wrist's torque limit and makes joint 7 lag
+        # by up to 0.9 rad on fast paths. The tasks need no air: turn it off.
+        self.model.opt.density = 0.0
+        self.model.opt.viscosity = 0.0
         self._index_model()
         self._setup_camera()
         self.renderer = SimRenderer(self.model, o.width, o.height, self._cam_id)
@@ -228,6 +233,8 @@ class RobosuiteWorld:
         self._mj.mj_forward(self.model, self.data)
         self.seed, self.t = int(seed), 0
         self._touch()
+        if callable(getattr(self.embodiment, "sync", None)):  # base pose and hold targets of this episode
+            self.embodiment.sync()
         return self._observation(render=True)
 
     def step(self, action: np.ndarray) -> Observation:
