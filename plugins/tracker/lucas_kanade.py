@@ -1,43 +1,51 @@
-"""``lucas-kanade`` tracker: OpenCV pyramidal Lucas-Kanade with forward-backward visibility.
+"""``lucas-kanade`` tracker: OpenCV pyramidal Lucas-Kanade, verified against the query frame.
 
-A classical, weight-free point tracker that runs on a CPU (extra ``cv``: OpenCV). It replaces a
-learned tracker (CoTracker3 in the paper) when no weights are available; it handles smooth,
-textured motion well and has no notion of long occlusions beyond what is described below.
+A classical, weight-free point tracker that runs on a CPU (extra ``cv``: OpenCV). It stands in
+for a learned tracker (CoTracker3 in the paper) when no weights are available: accurate on
+textured, smoothly moving surfaces; conservative (points go invisible) where it cannot verify a
+point, e.g. next to occluder edges or on texture-less regions.
 
-How a point is tracked (queries are (t, x, y) on any frame):
+Every point is tracked **forward** from its query frame (t, x, y) to the last frame and
+**backward** to frame 0 (queries may sit on any frame). Frames become grey with
+``COLOR_RGB2GRAY`` (video frames are RGB). Per frame pair, all points of a sweep go through:
 
-* Frames are converted to grey with ``COLOR_RGB2GRAY`` (video frames are RGB).
-* Each point is tracked **forward** from its query frame to the last frame and **backward** to
-  frame 0, frame to frame (``cv2.calcOpticalFlowPyrLK``; all points of a frame pair in one call).
-* **Visibility** per step: LK status (both directions), the forward-backward error (track
-  t -> t+1 -> t and compare with the start, ``fb_threshold_px``), the point still inside the
-  image (``border_px``), and an appearance test: the zero-mean normalised cross-correlation
-  of a ``ncc_window_px`` patch at the point against the same patch at the query (the
-  *template*) must stay >= ``min_ncc`` (catches occluders that LK would happily follow).
-* **Bounded drift** (re-anchoring): every ``anchor_every`` frames each tracked point is refined
-  by LK *from its query frame* (the template) to the current frame, initialised at the chained
-  estimate. The refinement is accepted when its forward-backward check against the query
-  position passes and it moves the point by at most ``anchor_max_shift_px``; the error then
-  stops accumulating as a random walk (see ``benchmarks/bench_lucas_kanade.py``).
-* **Lost points** keep their last visible position in ``xy`` (never NaN) and are invisible.
-  With ``reacquire`` (default), a lost point is searched for again on every later frame: LK
-  from the template, initialised at its last position moved by the median motion of its
-  nearest tracked neighbours (same query frame); it becomes visible again only when the
-  forward-backward check passes and the appearance correlation is >= ``reacquire_min_ncc``
-  (stricter than ``min_ncc``, so a wrong match is unlikely). Set ``reacquire: false`` to keep
-  a point lost for good once it is lost (between it and the query frame it stays visible).
-* At its query frame a point is exactly at its query and visible.
+1. **Frame-to-frame LK** (``cv2.calcOpticalFlowPyrLK``, one call for all points) and the
+   **forward-backward check**: track t -> t+1 -> t, the return must land within
+   ``fb_threshold_px``; LK status must be good both ways; the point must be inside the image
+   (``border_px``).
+2. **Re-anchoring** (every ``anchor_every`` frames, default every frame; bounds the drift): each
+   point's neighbourhood *in its query frame*, warped by the point's local affine motion (fitted
+   robustly to its ``neighbours`` nearest tracked points: handles rotation and scale), is matched
+   by full-resolution LK to the current frame around the chained estimate. Accepted when LK
+   succeeds both ways with a forward-backward error <= ``fb_threshold_px``, the correction is
+   <= ``anchor_max_shift_px`` and a small LK window (``consistency_window_px``) agrees with the
+   large one within ``consistency_threshold_px`` (they disagree where the window straddles an
+   occluder edge or a motion boundary, where LK sticks to the edge). A rejected re-anchoring
+   makes the point lost. The error then stays flat with the frame index instead of growing like
+   a random walk (see ``benchmarks/bench_lucas_kanade.py``).
+3. **Appearance tests**: zero-mean NCC of the ``window_px`` patch with the same patch on the
+   previous frame >= ``min_step_ncc`` (sudden occluders, jumps), and of the ``ncc_window_px``
+   patch with the warped query-frame patch >= ``min_ncc`` (slow drift onto other content).
 
-Pixels: (x, y) = (column, row), origin at the centre of the top-left pixel (OpenCV's LK
-convention).
+A point failing any test is **lost**: invisible, and its ``xy`` keeps its last visible position
+(never NaN). With ``reacquire`` (default) lost points are searched for again on every later
+frame: predicted by the local affine motion of their nearest tracked points (or their mean
+motion, or the last position), searched by pyramidal LK from the query frame near the
+prediction, refined as in 2, and accepted only within ``anchor_max_shift_px`` of an affine
+prediction (``reacquire_radius_px`` otherwise) with NCC >= ``reacquire_min_ncc`` against the
+warped query patch. ``reacquire: false`` keeps a point lost for good once it is lost.
+
+At its query frame a point is exactly at its query and visible. Pixels: (x, y) = (column, row),
+origin at the centre of the top-left pixel (OpenCV's LK convention).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from d2f_core import Manifest, Tracks2D, Video, hookimpl
 from d2f_core.registry import PluginError
@@ -81,20 +89,44 @@ class LucasKanadeOptions(BaseModel):
                                            "patch for the appearance test")
     min_ncc: float = Field(default=0.5, ge=-1.0, le=1.0,
                            description="a tracked point whose patch correlates (zero-mean NCC, -1..1) less "
-                                       "than this with its query-frame patch is lost (occluded); -1 disables")
+                                       "than this with its (warped) query-frame patch is lost (drifted onto other "
+                                       "content, occluded); -1 disables")
     ncc_floor: float = Field(default=5.0, ge=0.0,
                              description="grey-level standard deviation added to both patches in the NCC "
                                          "(grey levels, 0-255), so flat patches compare as similar and a "
                                          "flat patch never matches a textured one")
+    min_step_ncc: float = Field(default=0.9, ge=-1.0, le=1.0,
+                                description="a point whose patch (window_px) correlates (zero-mean NCC, -1..1) "
+                                            "less than this with its patch on the previous frame is lost: "
+                                            "catches sudden occluders and jumps; -1 disables")
+    consistency_window_px: int | None = Field(default=None, ge=0, le=101,
+                                              description="side (pixels) of a small LK window that must agree with "
+                                                          "the large one at each re-anchoring (they disagree at "
+                                                          "occluder edges and motion boundaries); default: about "
+                                                          "half of window_px (11 for 21); 0 disables")
+    consistency_threshold_px: float = Field(default=0.5, gt=0.0,
+                                            description="largest disagreement (pixels) between the small and the "
+                                                        "large window before the point is lost")
+    max_neighbour_deviation_px: float | None = Field(
+        default=2.0, gt=0.0,
+        description="a point farther than this (pixels) from the position its neighbours' local affine motion "
+                    "predicts is lost (it slid along an edge or onto another surface); null disables (for "
+                    "strongly non-rigid motion)")
     reacquire: bool = Field(default=True,
                             description="search for lost points again on later frames (true) or keep them "
                                         "lost for good (false)")
     reacquire_min_ncc: float = Field(default=0.8, ge=-1.0, le=1.0,
                                      description="NCC (-1..1) with the query-frame patch a lost point needs "
                                                  "to become visible again")
-    neighbours: int = Field(default=8, ge=1, le=64,
-                            description="tracked neighbours (count) whose median motion predicts where a "
-                                        "lost point has gone, for re-acquisition")
+    reacquire_radius_px: float = Field(default=20.0, gt=0.0,
+                                       description="how far (pixels) a lost point is searched for around its "
+                                                   "last position moved by its tracked neighbours' mean motion; "
+                                                   "where a local affine fit to them predicts it, it must be found "
+                                                   "within anchor_max_shift_px of that prediction")
+    neighbours: int = Field(default=12, ge=1, le=64,
+                            description="nearest points (count, same query frame) whose tracked positions give "
+                                        "each point's local affine motion: warps its query-frame patch for "
+                                        "re-anchoring and predicts where a lost point has gone")
     border_px: float = Field(default=0.0, ge=0.0,
                              description="a point closer than this (pixels) to the image border (the outer "
                                          "pixels' edges) is outside the image and invisible")
@@ -106,6 +138,20 @@ class LucasKanadeOptions(BaseModel):
             raise ValueError(f"ncc_window_px must be odd (a patch centred on the point), got {v}; use {v + 1}")
         return v
 
+    @property
+    def small_window(self) -> int:
+        """The consistency window actually used (0 = check disabled)."""
+        if self.consistency_window_px is None:
+            return max(5, self.window_px // 2) | 1
+        return self.consistency_window_px
+
+    @model_validator(mode="after")
+    def _small_window(self) -> "LucasKanadeOptions":
+        if self.consistency_window_px and self.consistency_window_px >= self.window_px:
+            raise ValueError(f"consistency_window_px ({self.consistency_window_px}) must be smaller than "
+                             f"window_px ({self.window_px}), or 0 to disable the window-consistency check")
+        return self
+
 
 def _import_cv2() -> Any:
     try:
@@ -116,23 +162,63 @@ def _import_cv2() -> Any:
     return cv2
 
 
-def _neighbours(qxy: np.ndarray, qf: np.ndarray, k: int) -> np.ndarray:
-    """N x k indices of each point's nearest points queried on the same frame (-1 = none)."""
-    n = qxy.shape[0]
-    out = np.full((n, k), -1, np.int64)
-    for f in np.unique(qf):
-        idx = np.nonzero(qf == f)[0]
-        kk = min(k, idx.size - 1)
-        if kk <= 0:
+def _knn(idx: np.ndarray, pool: np.ndarray, qxy: np.ndarray, qf: np.ndarray, k: int) -> np.ndarray:
+    """len(idx) x k: for each point idx[i], the indices of its k nearest points in pool that were
+    queried on the same frame (distance between query positions; itself excluded; -1 = none)."""
+    out = np.full((idx.size, k), -1, np.int64)
+    for f in np.unique(qf[idx]):
+        rows = np.nonzero(qf[idx] == f)[0]
+        cand = pool[qf[pool] == f]
+        if cand.size == 0:
             continue
-        P = qxy[idx].astype(np.float64)
-        for s in range(0, idx.size, 1024):
-            d = ((P[s:s + 1024, None, :] - P[None, :, :]) ** 2).sum(-1)
-            rows = np.arange(d.shape[0])
-            d[rows, s + rows] = np.inf
-            nn = np.argpartition(d, kk - 1, axis=1)[:, :kk]
-            out[idx[s:s + 1024], :kk] = idx[nn]
+        P = qxy[cand].astype(np.float64)
+        kk = min(k, cand.size)
+        for s in range(0, rows.size, 1024):
+            r = rows[s:s + 1024]
+            d = ((qxy[idx[r]].astype(np.float64)[:, None, :] - P[None]) ** 2).sum(-1)
+            d[idx[r][:, None] == cand[None, :]] = np.inf
+            nn = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < cand.size else \
+                np.broadcast_to(np.arange(cand.size), (r.size, cand.size))
+            out[r, :kk] = np.where(np.isfinite(np.take_along_axis(d, nn, 1)), cand[nn], -1)
     return out
+
+
+def _grid(m: int) -> tuple[int, int]:
+    """(rows, cols) of the mosaic holding m tiles."""
+    cols = max(1, int(np.ceil(np.sqrt(m))))
+    return max(1, -(-m // cols)), cols
+
+
+def _inv2(L: np.ndarray) -> np.ndarray:
+    """Inverse of m x 2 x 2 matrices (closed form; callers keep det away from 0)."""
+    det = L[:, 0, 0] * L[:, 1, 1] - L[:, 0, 1] * L[:, 1, 0]
+    out = np.empty_like(L)
+    out[:, 0, 0], out[:, 1, 1] = L[:, 1, 1] / det, L[:, 0, 0] / det
+    out[:, 0, 1], out[:, 1, 0] = -L[:, 0, 1] / det, -L[:, 1, 0] / det
+    return out
+
+
+def _solve3(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Solve m 3 x 3 systems A X = B (B m x 3 x k) by the adjugate (callers keep A well conditioned)."""
+    c0 = np.cross(A[:, 1], A[:, 2])
+    c1 = np.cross(A[:, 2], A[:, 0])
+    c2 = np.cross(A[:, 0], A[:, 1])
+    det = (A[:, 0] * c0).sum(-1)
+    inv = np.stack([c0, c1, c2], -1) / det[:, None, None]   # inverse of A (rows of A . columns)
+    return inv @ B
+
+
+def _centre(tiles: np.ndarray, side: int) -> np.ndarray:
+    """The central side x side part of m x S x S tiles (S, side odd)."""
+    c = (tiles.shape[1] - side) // 2
+    return tiles[:, c:c + side, c:c + side]
+
+
+def _tile_centres(m: int, S: int) -> np.ndarray:
+    """m x 2 (x, y) centres of the tiles of a mosaic (see _grid)."""
+    cols = _grid(m)[1]
+    i = np.arange(m)
+    return np.stack([(i % cols) * S + S // 2, (i // cols) * S + S // 2], -1).astype(np.float32)
 
 
 class LucasKanadeTracker:
@@ -146,8 +232,8 @@ class LucasKanadeTracker:
         self._cv2 = _import_cv2()
 
     # ------------------------------------------------------------------ primitives
-    def _lk(self, a: np.ndarray, b: np.ndarray, p: np.ndarray,
-            init: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _lk(self, a: np.ndarray, b: np.ndarray, p: np.ndarray, init: np.ndarray | None = None,
+            levels: int | None = None, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Track points p (M x 2) from grey image a to b; returns (M x 2 positions, M ok)."""
         cv2, o = self._cv2, self.options
         if p.shape[0] == 0:
@@ -156,65 +242,169 @@ class LucasKanadeTracker:
         nxt = None if init is None else np.ascontiguousarray(init, np.float32).reshape(-1, 1, 2).copy()
         flags = 0 if init is None else cv2.OPTFLOW_USE_INITIAL_FLOW
         p1, st, _err = cv2.calcOpticalFlowPyrLK(
-            a, b, p0, nxt, winSize=(o.window_px, o.window_px), maxLevel=o.pyramid_levels,
+            a, b, p0, nxt, winSize=(window or o.window_px,) * 2,
+            maxLevel=o.pyramid_levels if levels is None else levels,
             criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, o.max_iterations, o.epsilon_px),
             flags=flags, minEigThreshold=o.min_eig_threshold)
         p1 = p1.reshape(-1, 2)
         ok = (st.reshape(-1) == 1) & np.all(np.isfinite(p1), axis=1)
         return np.where(ok[:, None], p1, p), ok
 
-    def _patches(self, grey: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """M x P*P bilinear patches (float32 grey levels) centred on p."""
+    def _sample(self, grey: np.ndarray, centres: np.ndarray, lin: np.ndarray | None, side: int) -> np.ndarray:
+        """Mosaic of side x side bilinear tiles (uint8): tile i samples grey at centres[i] + lin[i] @ o
+        for the integer offsets o of the tile (lin None = identity)."""
         cv2 = self._cv2
-        r = self.options.ncc_window_px // 2
-        off = np.arange(-r, r + 1, dtype=np.float32)
-        oy, ox = np.meshgrid(off, off, indexing="ij")
-        mx = (p[:, 0:1].astype(np.float32) + ox.reshape(1, -1))
-        my = (p[:, 1:2].astype(np.float32) + oy.reshape(1, -1))
-        if p.shape[0] == 0:
-            return np.zeros((0, ox.size), np.float32)
-        return cv2.remap(grey.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        m = centres.shape[0]
+        rows, cols = _grid(m)
+        off = np.arange(-(side // 2), side // 2 + 1, dtype=np.float32)
+        ox, oy = off[None, None, None, :], off[None, :, None, None]     # broadcast to rows x S x cols x S
+
+        def per_tile(v: np.ndarray) -> np.ndarray:                      # m values -> rows x 1 x cols x 1
+            full = np.zeros(rows * cols, np.float32)
+            full[:m] = v
+            return full.reshape(rows, 1, cols, 1)
+
+        cx, cy = per_tile(centres[:, 0]), per_tile(centres[:, 1])
+        if lin is None:
+            mx, my = cx + ox, cy + oy
+        else:
+            mx = cx + per_tile(lin[:, 0, 0]) * ox + per_tile(lin[:, 0, 1]) * oy
+            my = cy + per_tile(lin[:, 1, 0]) * ox + per_tile(lin[:, 1, 1]) * oy
+        full, shape = (rows, side, cols, side), (rows * side, cols * side)
+        mx = np.broadcast_to(mx, full).reshape(shape)
+        my = np.broadcast_to(my, full).reshape(shape)
+        return cv2.remap(grey, mx, my, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+    @staticmethod
+    def _tiles(mosaic: np.ndarray, m: int, side: int) -> np.ndarray:
+        rows, cols = mosaic.shape[0] // side, mosaic.shape[1] // side
+        return mosaic.reshape(rows, side, cols, side).transpose(0, 2, 1, 3).reshape(-1, side, side)[:m]
 
     def _ncc(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Zero-mean NCC of patch rows with a variance floor (flat vs flat = 1, flat vs textured ~ 0)."""
+        """Zero-mean NCC of patches (M x ...) with a variance floor (flat vs flat = 1, flat vs textured ~ 0)."""
+        a = a.reshape(a.shape[0], -1).astype(np.float32)
+        b = b.reshape(b.shape[0], -1).astype(np.float32)
         a = a - a.mean(1, keepdims=True)
         b = b - b.mean(1, keepdims=True)
         c = self.options.ncc_floor ** 2
-        cov = (a * b).mean(1)
-        return (cov + c) / np.sqrt(((a * a).mean(1) + c) * ((b * b).mean(1) + c))
+        return ((a * b).mean(1) + c) / np.sqrt(((a * a).mean(1) + c) * ((b * b).mean(1) + c))
+
+    def _appearance(self, grey: list[np.ndarray], u: int, idx: np.ndarray, p: np.ndarray, qf: np.ndarray,
+                    qxy: np.ndarray, lin: np.ndarray, cur: np.ndarray | None = None) -> np.ndarray:
+        """NCC of the patch at p (frame u; or the given m x S x S patches there) with each point's
+        query-frame patch warped by lin."""
+        side = self.options.ncc_window_px
+        m = idx.size
+        cur = (self._tiles(self._sample(grey[u], p, None, side), m, side) if cur is None
+               else _centre(cur, side))
+        tmpl = np.empty_like(cur)
+        inv = _inv2(lin)
+        for f in np.unique(qf[idx]):
+            sel = np.nonzero(qf[idx] == f)[0]
+            tmpl[sel] = self._tiles(self._sample(grey[f], qxy[idx[sel]], inv[sel], side), sel.size, side)
+        return self._ncc(tmpl, cur)
 
     def _inside(self, p: np.ndarray, W: int, H: int) -> np.ndarray:
         m = self.options.border_px
         return ((p[:, 0] >= -0.5 + m) & (p[:, 0] <= W - 0.5 - m)
                 & (p[:, 1] >= -0.5 + m) & (p[:, 1] <= H - 0.5 - m))
 
-    def _from_template(self, grey: list[np.ndarray], u: int, idx: np.ndarray, init: np.ndarray,
-                       qf: np.ndarray, qxy: np.ndarray, templates: np.ndarray,
-                       max_shift: float | None, min_ncc: float) -> tuple[np.ndarray, np.ndarray]:
-        """Find points idx in frame u by LK from their query frame, starting at init (M x 2).
+    def _local_fit(self, idx: np.ndarray, nb: np.ndarray, cur: np.ndarray, tracked: np.ndarray,
+                   qxy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Local motion of points idx from their tracked neighbours nb (m x k indices, -1 = none).
 
-        Accepted where LK succeeds both ways, tracking back to the query frame lands within
-        fb_threshold_px of the query, the result stays inside the image, moved at most
-        max_shift from init (when given) and its patch correlates >= min_ncc with the template.
+        Fits cur_j = L (qxy_j - qxy_i) + t_i over the tracked neighbours j by least squares,
+        then once more without neighbours whose residual exceeds max(0.5 px, 3 x the median).
+        Returns (L m x 2 x 2: identity where fewer than 3 usable neighbours or the fit is poor,
+        t m x 2: the predicted position of point i (NaN without tracked neighbours; the mean
+        neighbour translation where the affine fit was not usable), m bool: whether any neighbour
+        was tracked, m bool: whether the affine fit was used).
+        """
+        m = idx.size
+        L = np.broadcast_to(np.eye(2, dtype=np.float64), (m, 2, 2)).copy()
+        pred = np.full((m, 2), np.nan)
+        fitted = np.zeros(m, bool)
+        if m == 0:
+            return L, pred, np.zeros(0, bool), fitted
+        nbc = np.where(nb >= 0, nb, 0)
+        w = ((nb >= 0) & tracked[nbc]).astype(np.float64)
+        cnt = w.sum(1)
+        has = cnt > 0
+        d = (qxy[nbc] - qxy[idx][:, None]).astype(np.float64)            # m x k x 2 query offsets
+        Y = cur[nbc].astype(np.float64)                                   # m x k x 2 current positions
+        # translation-only fallback: mean of (current - offset)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pred[has] = ((Y - d) * w[..., None]).sum(1)[has] / cnt[has, None]
+        X = np.concatenate([d, np.ones(d.shape[:2] + (1,))], -1)          # m x k x 3
+        full = cnt >= 3
+        if np.any(full):
+            Xf, Yf, wf = X[full], Y[full], w[full]
+            for it in range(2):
+                XtW = (Xf * wf[..., None]).transpose(0, 2, 1)
+                A, B = XtW @ Xf, XtW @ Yf
+                # not collinear: the weighted covariance of the offsets is far from rank 1
+                mean = A[:, :2, 2] / np.maximum(A[:, 2, 2, None], 1e-9)
+                cov = A[:, :2, :2] / np.maximum(A[:, 2, 2, None, None], 1e-9) - mean[:, :, None] * mean[:, None, :]
+                tr = cov[:, 0, 0] + cov[:, 1, 1]
+                dt = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] * cov[:, 1, 0]
+                well = (wf.sum(1) >= 3) & (tr > 1e-6) & (dt > 0.01 * tr ** 2)
+                beta = np.zeros((Xf.shape[0], 3, 2))
+                if np.any(well):
+                    beta[well] = _solve3(A[well], B[well])
+                res = np.linalg.norm(Yf - Xf @ beta, axis=-1)
+                if it == 0:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)   # rows without neighbours
+                        med = np.nanmedian(np.where(wf > 0, res, np.nan), axis=1)
+                    wf = wf * (res <= np.maximum(0.5, 3.0 * np.nan_to_num(med))[:, None])
+            Lf = beta[:, :2, :].transpose(0, 2, 1)
+            rms = np.sqrt((wf * res ** 2).sum(1) / np.maximum(wf.sum(1), 1))
+            sv = np.linalg.svd(Lf, compute_uv=False)                      # m x 2, descending
+            det = Lf[:, 0, 0] * Lf[:, 1, 1] - Lf[:, 0, 1] * Lf[:, 1, 0]
+            # a plausible local motion: no reflection, scale within 0.5-2, mild anisotropy
+            good = (well & (rms <= 1.0) & (det > 0) & (sv[:, 1] >= 0.5) & (sv[:, 0] <= 2.0)
+                    & (sv[:, 0] <= 1.5 * sv[:, 1]))
+            rows = np.nonzero(full)[0][good]
+            L[rows] = Lf[good]
+            pred[rows] = beta[good, 2, :]
+            fitted[rows] = True
+        return L, pred, has, fitted
+
+    def _refine(self, grey: list[np.ndarray], u: int, idx: np.ndarray, init: np.ndarray, qf: np.ndarray,
+                qxy: np.ndarray, lin: np.ndarray, max_shift: float) -> tuple[np.ndarray, np.ndarray]:
+        """Refine points idx in frame u against their query-frame appearance, warped by lin.
+
+        Each point's query-frame neighbourhood, warped by its local linear motion, is matched by
+        LK (full resolution) to the current frame around init. Accepted where LK succeeds both
+        ways, the forward-backward error is <= fb_threshold_px and the move is <= max_shift.
+        Returns (m x 2 positions: refined where accepted, else init; m bool accepted).
         """
         o = self.options
-        H, W = grey[0].shape
+        side = 2 * (o.window_px // 2 + int(np.ceil(max_shift)) + 2) + 1
         out = init.astype(np.float32).copy()
         ok = np.zeros(idx.size, bool)
+        inv = _inv2(lin)
         for f in np.unique(qf[idx]):
             sel = np.nonzero(qf[idx] == f)[0]
-            pts = idx[sel]
-            p, st = self._lk(grey[f], grey[u], qxy[pts], init=init[sel])
-            back, stb = self._lk(grey[u], grey[f], p, init=qxy[pts])
-            good = st & stb & (np.linalg.norm(back - qxy[pts], axis=1) <= o.fb_threshold_px)
-            good &= self._inside(p, W, H)
-            if max_shift is not None:
-                good &= np.linalg.norm(p - init[sel], axis=1) <= max_shift
-            out[sel] = np.where(good[:, None], p, out[sel])
+            tmpl = self._sample(grey[f], qxy[idx[sel]], inv[sel], side)
+            # current frame: integer-centred crops (no resampling); init sits at c + frac in its tile
+            centre = np.round(init[sel]).astype(np.float32)
+            cur = self._sample(grey[u], centre, None, side)           # integer positions: exact pixels
+            c = _tile_centres(sel.size, side)
+            start = c + (init[sel] - centre).astype(np.float32)
+            p, st = self._lk(tmpl, cur, c, init=start, levels=0)
+            back, stb = self._lk(cur, tmpl, p, levels=0)
+            shift = p - start
+            good = (st & stb & (np.linalg.norm(back - c, axis=1) <= o.fb_threshold_px)
+                    & (np.linalg.norm(shift, axis=1) <= max_shift))
+            if o.small_window and np.any(good):
+                # a small window must agree with the large one: they disagree where the large window
+                # straddles a motion boundary or an occluder's edge (LK then sticks to the edge)
+                small, sts = self._lk(tmpl, cur, c, init=p, levels=0, window=o.small_window)
+                good &= ~sts | (np.linalg.norm(small - p, axis=1) <= o.consistency_threshold_px)
+            out[sel[good]] = init[sel[good]] + shift[good]
             ok[sel] = good
-        if np.any(ok) and min_ncc > -1.0:
-            k = np.nonzero(ok)[0]
-            ok[k] = self._ncc(templates[idx[k]], self._patches(grey[u], out[k])) >= min_ncc
         return out, ok
 
     # ------------------------------------------------------------------ tracking
@@ -222,7 +412,7 @@ class LucasKanadeTracker:
         check_video(video, "video")
         q = check_queries(queries, video)
         cv2 = self._cv2
-        T, H, W = video.num_frames, video.height, video.width
+        T = video.num_frames
         N = q.shape[0]
         qf = q[:, 0].astype(np.int64)
         qxy = np.ascontiguousarray(q[:, 1:3], np.float32)
@@ -231,20 +421,17 @@ class LucasKanadeTracker:
         if N == 0:
             return Tracks2D(xy=xy, visible=vis, query_frame=qf)
         grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in video.frames]
-        templates = np.zeros((N, self.options.ncc_window_px ** 2), np.float32)
-        for f in np.unique(qf):
-            sel = qf == f
-            templates[sel] = self._patches(grey[f], qxy[sel])
-        nbrs = _neighbours(qxy, qf, self.options.neighbours)
+        everyone = np.arange(N)
+        nbrs = _knn(everyone, everyone, qxy, qf, self.options.neighbours)
         n = np.arange(N)
         xy[qf, n] = qxy
         vis[qf, n] = True
         for direction in (1, -1):
-            self._sweep(grey, direction, qf, qxy, templates, nbrs, xy, vis)
+            self._sweep(grey, direction, qf, qxy, nbrs, xy, vis)
         return Tracks2D(xy=xy, visible=vis, query_frame=qf)
 
-    def _sweep(self, grey: list[np.ndarray], d: int, qf: np.ndarray, qxy: np.ndarray,
-               templates: np.ndarray, nbrs: np.ndarray, xy: np.ndarray, vis: np.ndarray) -> None:
+    def _sweep(self, grey: list[np.ndarray], d: int, qf: np.ndarray, qxy: np.ndarray, nbrs: np.ndarray,
+               xy: np.ndarray, vis: np.ndarray) -> None:
         """Track every point from its query frame in direction d (+1 forward, -1 backward)."""
         o = self.options
         T = len(grey)
@@ -253,69 +440,110 @@ class LucasKanadeTracker:
         pos = qxy.copy()                      # current (alive) or last visible (lost) position
         alive = np.zeros(N, bool)             # tracked and visible
         active = np.zeros(N, bool)            # its query frame has been passed
-        last_seen = qf.copy()                 # frame of the last visible position
+        step_side = o.window_px // 2 * 2 + 1
+        side = max(step_side, o.ncc_window_px)
+        patch = np.zeros((N, side, side), np.uint8)   # patch at pos on the last frame, where cached
+        cached = np.zeros(N, bool)
         order = range(T) if d > 0 else range(T - 1, -1, -1)
         for t in order:
             new = qf == t
-            pos[new], alive[new], active[new], last_seen[new] = qxy[new], True, True, t
+            pos[new], alive[new], active[new], cached[new] = qxy[new], True, True, False
             u = t + d
             if not 0 <= u < T:
                 break
             # 1. frame-to-frame step with forward-backward check
             a = np.nonzero(active & alive)[0]
             if a.size:
+                was_cached, prev_patch = cached.copy(), patch.copy() if o.min_step_ncc > -1.0 else patch
+                cached[:] = False
                 p1, st = self._lk(grey[t], grey[u], pos[a])
                 back, stb = self._lk(grey[u], grey[t], p1)
                 ok = st & stb & (np.linalg.norm(back - pos[a], axis=1) <= o.fb_threshold_px)
                 ok &= self._inside(p1, W, H)
-                # 2. re-anchor against the query-frame appearance (bounded drift)
-                if o.anchor_every > 0:
-                    due = ok & (np.abs(u - qf[a]) % o.anchor_every == 0)
-                    k = np.nonzero(due)[0]
+                k = np.nonzero(ok)[0]
+                if k.size:
+                    cur, tracked = pos.copy(), np.zeros(N, bool)
+                    cur[a[k]], tracked[a[k]] = p1[k], True
+                    lin, pred, _, fitted = self._local_fit(a[k], nbrs[a[k]], cur, tracked, qxy)
+                    # 2. re-anchor against the query-frame appearance (bounded drift)
+                    if o.anchor_every > 0:
+                        due = np.nonzero(np.abs(u - qf[a[k]]) % o.anchor_every == 0)[0]
+                        if due.size:
+                            ref, acc = self._refine(grey, u, a[k[due]], p1[k[due]], qf, qxy, lin[due],
+                                                    o.anchor_max_shift_px)
+                            acc &= self._inside(ref, W, H)
+                            p1[k[due[acc]]] = ref[acc]
+                            # a point that no longer matches its query appearance is lost
+                            keep = np.ones(k.size, bool)
+                            keep[due[~acc]] = False
+                            ok[k[~keep]] = False
+                            k, lin, pred, fitted = k[keep], lin[keep], pred[keep], fitted[keep]
+                    # local rigidity: a point far from where its neighbours' affine motion puts it has
+                    # slid (along an edge, on weak texture) or is on another surface
+                    if o.max_neighbour_deviation_px is not None and k.size:
+                        good = ~fitted | (np.linalg.norm(p1[k] - pred, axis=1) <= o.max_neighbour_deviation_px)
+                        ok[k[~good]] = False
+                        k, lin = k[good], lin[good]
+                    # 3. appearance tests: against the previous frame (sudden change) and against
+                    #    the (warped) query-frame patch (slow drift onto other content)
                     if k.size:
-                        ref, acc = self._from_template(grey, u, a[k], p1[k], qf, qxy, templates,
-                                                       o.anchor_max_shift_px, -1.0)
-                        p1[k[acc]] = ref[acc]
-                # 3. appearance test against the template (occlusion)
-                if o.min_ncc > -1.0:
-                    k = np.nonzero(ok)[0]
-                    ok[k] = self._ncc(templates[a[k]], self._patches(grey[u], p1[k])) >= o.min_ncc
+                        now = self._tiles(self._sample(grey[u], p1[k], None, side), k.size, side)
+                        patch[a[k]], cached[a[k]] = now, True
+                    if o.min_step_ncc > -1.0 and k.size:
+                        miss = ~was_cached[a[k]]
+                        prev = prev_patch[a[k]]
+                        if np.any(miss):
+                            prev[miss] = self._tiles(self._sample(grey[t], pos[a[k[miss]]], None, side),
+                                                     int(miss.sum()), side)
+                        good = self._ncc(_centre(prev, step_side), _centre(now, step_side)) >= o.min_step_ncc
+                        ok[k[~good]] = False
+                        k, lin, now = k[good], lin[good], now[good]
+                    if o.min_ncc > -1.0 and k.size:
+                        ok[k] = self._appearance(grey, u, a[k], p1[k], qf, qxy, lin, cur=now) >= o.min_ncc
                 pos[a[ok]] = p1[ok]
-                last_seen[a[ok]] = u
                 alive[a[~ok]] = False
-            # 4. re-acquire lost points from the template near their predicted position
+                cached[a[~ok]] = False
+            # 4. re-acquire lost points from the query-frame appearance near their predicted position
             if o.reacquire:
                 lost = np.nonzero(active & ~alive)[0]
                 if lost.size:
-                    pred = pos[lost] + self._neighbour_motion(lost, nbrs, pos, alive & active, last_seen,
-                                                              xy, vis)
-                    inside = self._inside(pred, W, H)
-                    cand = lost[inside]
-                    if cand.size:
-                        found, acc = self._from_template(grey, u, cand, pred[inside], qf, qxy, templates,
-                                                         None, o.reacquire_min_ncc)
-                        got = cand[acc]
-                        pos[got], alive[got], last_seen[got] = found[acc], True, u
+                    self._reacquire(grey, u, lost, nbrs, pos, alive, active, qf, qxy, W, H)
             act = np.nonzero(active)[0]
             xy[u, act] = pos[act]
             vis[u, act] = alive[act]
 
-    @staticmethod
-    def _neighbour_motion(lost: np.ndarray, nbrs: np.ndarray, pos: np.ndarray, tracked: np.ndarray,
-                          last_seen: np.ndarray, xy: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """M x 2 median motion, since each lost point's last visible frame, of its tracked neighbours."""
-        nb = nbrs[lost]
-        valid = nb >= 0
-        nbc = np.where(valid, nb, 0)
-        s = last_seen[lost][:, None]
-        ok = valid & tracked[nbc] & vis[s, nbc]
-        motion = pos[nbc] - xy[s, nbc]
-        motion = np.where(ok[..., None], motion, np.nan)
-        out = np.zeros((lost.size, 2), np.float32)
-        has = ok.any(1)
-        if np.any(has):
-            out[has] = np.nanmedian(motion[has], axis=1)
-        return out
+    def _reacquire(self, grey: list[np.ndarray], u: int, lost: np.ndarray, nbrs: np.ndarray, pos: np.ndarray,
+                   alive: np.ndarray, active: np.ndarray, qf: np.ndarray, qxy: np.ndarray, W: int, H: int) -> None:
+        """Search lost points in frame u; found ones get pos and alive set in place."""
+        o = self.options
+        tracked = alive & active
+        near = _knn(lost, np.nonzero(tracked)[0], qxy, qf, o.neighbours)   # nearest *tracked* points
+        lin, pred, has, fitted = self._local_fit(lost, near, pos, tracked, qxy)
+        pred = np.where(has[:, None], pred, pos[lost]).astype(np.float32)
+        # how far from the prediction the point may be found: close to a local affine prediction,
+        # within reacquire_radius_px of a translation-only one or of the last position
+        radius = np.where(fitted, o.anchor_max_shift_px, o.reacquire_radius_px)
+        inside = self._inside(pred, W, H)
+        cand, pred, lin, radius = lost[inside], pred[inside], lin[inside], radius[inside]
+        if cand.size == 0:
+            return
+        # coarse: pyramidal LK from the query frame, started at the prediction
+        start = pred.copy()
+        for f in np.unique(qf[cand]):
+            sel = np.nonzero(qf[cand] == f)[0]
+            p, st = self._lk(grey[f], grey[u], qxy[cand[sel]], init=pred[sel])
+            st &= np.linalg.norm(p - pred[sel], axis=1) <= radius[sel]
+            start[sel[st]] = p[st]
+        start = np.clip(start, [-0.5, -0.5], [W - 0.5, H - 0.5]).astype(np.float32)
+        # fine: warped-template refinement (forward-backward and window-consistency checks), then
+        # the prediction gate and a strict appearance test
+        found, acc = self._refine(grey, u, cand, start, qf, qxy, lin, o.anchor_max_shift_px)
+        acc &= self._inside(found, W, H) & (np.linalg.norm(found - pred, axis=1) <= radius)
+        k = np.nonzero(acc)[0]
+        if k.size:
+            acc[k] = self._appearance(grey, u, cand[k], found[k], qf, qxy, lin[k]) >= o.reacquire_min_ncc
+        pos[cand[acc]] = found[acc]
+        alive[cand[acc]] = True
 
 
 def _factory(options: LucasKanadeOptions | None, ctx: Any = None) -> LucasKanadeTracker:
