@@ -141,6 +141,23 @@ def test_large_rotation():
                                                                            e[tr.visible].max())
 
 
+def test_rendered_box_over_static_table():
+    """The conformance scene at 320x240: a smoothly textured box slides ~34 px over a static table
+    (perspective camera). Points 3+ px inside the box mask follow the true projection."""
+    from d2f_conformance.scenes import standard_scene
+    sc = standard_scene(width=320, height=240, num_frames=25, speed=0.004 * 8 / 25)
+    ys, xs = np.nonzero(sc.masks[0])                     # the order of sc.flow's points
+    inner = cv2.erode(sc.masks[0].astype(np.uint8), np.ones((7, 7), np.uint8))[ys, xs] > 0
+    sel = np.nonzero(inner)[0][::7]
+    q = np.stack([np.zeros(sel.size), xs[sel], ys[sel]], -1).astype(np.float32)
+    gt = np.stack([sc.camera.project(sc.flow.points[t, sel])[0] for t in range(sc.video.num_frames)])
+    tr = LucasKanadeTracker().track(sc.video, q)
+    e = err(tr, gt)[tr.visible]
+    assert np.median(gt[-1, :, 0] - gt[0, :, 0]) > 30
+    assert tr.visible[-1].mean() > 0.6, tr.visible[-1].mean()
+    assert e.mean() < 0.3 and np.percentile(e, 95) < 1.0, (e.mean(), np.percentile(e, 95))
+
+
 def test_query_frames_other_than_zero(moving):
     """Queries on frames 24 and 48 are tracked backward to 0 (and forward to the end)."""
     video, maps = moving
@@ -237,7 +254,9 @@ def test_without_reacquisition_lost_points_stay_lost(occlusion):
         assert not tr.visible[s:, i].any()
         assert np.all(tr.xy[s:, i] == tr.xy[s - 1, i])   # last visible position, never NaN
     under = _occluded(gt, -3.0)
-    assert not tr.visible[under].any()
+    assert tr.visible[under].mean() < 0.01  # a few point-frames may stick to the occluder's edge
+    strict = LucasKanadeTracker(LucasKanadeOptions(reacquire=False, lose_on_anchor_reject=True)).track(video, q)
+    assert not strict.visible[under].any()  # losing a point whenever its re-anchoring fails: none
 
 
 def test_occluder_appearing_and_disappearing():

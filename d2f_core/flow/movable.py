@@ -28,16 +28,17 @@ def mean_motion(tracks: Tracks2D) -> np.ndarray:
 def split_movable(tracks: Tracks2D, threshold_px: float = 1.0, min_pairs: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """(moving, static) bool masks over tracks.
 
-    Only tracks visible in at least ``min_pairs`` of the consecutive frame pairs (and at least 2)
-    are judged: a track lost early (say in the slow start of a motion) says little about whether
-    its point moves, and is neither moving nor static.
+    Motion is evidence on its own: a track moving more than ``threshold_px`` per frame over the
+    frames it was seen in (at least 2 consecutive) is moving. Stillness needs a long look: a track is
+    static only when seen in at least ``min_pairs`` of the consecutive frame pairs, since a track lost
+    early (in the slow start of a motion, or as a door turns away) says little. The rest are neither.
     """
     m = mean_motion(tracks)
     pairs = (tracks.visible[1:] & tracks.visible[:-1]).sum(0)
-    need = max(2, int(np.ceil(min_pairs * (tracks.num_frames - 1))))
-    known = np.isfinite(m) & (pairs >= min(need, tracks.num_frames - 1))
-    moving = known & (m > threshold_px)
-    return moving, known & ~moving
+    need = min(max(2, int(np.ceil(min_pairs * (tracks.num_frames - 1)))), tracks.num_frames - 1)
+    moving = np.isfinite(m) & (pairs >= min(2, tracks.num_frames - 1)) & (m > threshold_px)
+    static = np.isfinite(m) & (pairs >= need) & ~moving
+    return moving, static
 
 
 def prompt_points(xy: np.ndarray, moving: np.ndarray, static: np.ndarray, per_label: int = 8,
