@@ -17,6 +17,7 @@ Prints a markdown section (the lead merges it into docs/benchmarks.md):
 from __future__ import annotations
 
 import argparse
+import sys
 import os
 import platform
 import statistics
@@ -184,7 +185,9 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if a.write:
-        a.write.write_text(text)
+        sys.path.insert(0, str(Path(__file__).parent))
+        from _doc import write_section
+        write_section(a.write, text.splitlines()[0], text)
 
 
 if __name__ == "__main__":
