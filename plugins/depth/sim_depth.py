@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from d2f_core import DepthVideo, Manifest, Video, hookimpl
+from d2f_core import DepthVideo, Video, hookimpl
 from d2f_core.validate import check_video
 
-from d2f_plugins.world.robosuite_world import StandInOptions, oracle_world
+from d2f_plugins.world.robosuite_world import StandInOptions, stand_in_manifest
 
 __all__ = ["SimDepthOptions", "SimDepthEstimator", "resize_nearest"]
 
@@ -81,20 +81,12 @@ class SimDepthEstimator:
         return DepthVideo(depth=d, metric=not self.corrupted, model=f"sim-depth ({note}; stand-in)")
 
 
-def _factory(options: SimDepthOptions | None, ctx: Any = None) -> SimDepthEstimator:
-    options = options or SimDepthOptions()
-    return SimDepthEstimator(oracle_world(ctx, options, "sim-depth"), options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="sim-depth", kind="depth", factory=_factory, options_model=SimDepthOptions,
-        capabilities=frozenset({"stand_in", "deterministic", "metric_depth"}), stand_in=True,
+    register(stand_in_manifest(
+        "sim-depth", "depth", SimDepthEstimator, SimDepthOptions,
         description="STAND-IN for a depth estimator: the simulator's metric depth of the oracle video, optionally "
                     "corrupted by scale/shift/noise",
-        requires=("robosuite", "mujoco"), extra="sim",
-        install="pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0); set MUJOCO_GL=egl",
-        check_options={"width": 160, "height": 120},
         verified="equals the renderer's depth (table plane within 5 mm); corruption parameters recovered by "
-                 "the core's alignment"))
+                 "the core's alignment",
+        capabilities=frozenset({"stand_in", "deterministic", "metric_depth"})))

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from d2f_core import HandTrack, Manifest, Video, hookimpl
+from d2f_core import HandTrack, Video, hookimpl
 from d2f_core.validate import check_video
 
-from d2f_plugins.world.robosuite_world import StandInOptions, oracle_world
+from d2f_plugins.world.robosuite_world import StandInOptions, stand_in_manifest
 
 __all__ = ["SimHandOptions", "SimHandDetector"]
 
@@ -54,19 +54,10 @@ class SimHandDetector:
         return HandTrack(keypoints=kp, present=np.ones(T, bool), keypoints_world=kw)
 
 
-def _factory(options: SimHandOptions | None, ctx: Any = None) -> SimHandDetector:
-    options = options or SimHandOptions()
-    return SimHandDetector(oracle_world(ctx, options, "sim-hand"), options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="sim-hand", kind="hand", factory=_factory, options_model=SimHandOptions,
-        capabilities=SimHandDetector.capabilities, stand_in=True,
+    register(stand_in_manifest(
+        "sim-hand", "hand", SimHandDetector, SimHandOptions,
         description="STAND-IN for a hand detector: the oracle's scripted contact point (handle, bread top) as the "
                     "thumb tip, with world coordinates",
-        requires=("robosuite", "mujoco"), extra="sim",
-        install="pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0); set MUJOCO_GL=egl",
-        check_options={"width": 160, "height": 120},
         verified="thumb pixel is the projection of the contact point; it lies on the handle's mask"))

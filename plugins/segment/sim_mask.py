@@ -15,10 +15,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from d2f_core import Manifest, hookimpl
+from d2f_core import hookimpl
 from d2f_core.validate import check_image
 
-from d2f_plugins.world.robosuite_world import StandInOptions, oracle_world
+from d2f_plugins.world.robosuite_world import StandInOptions, stand_in_manifest
 
 __all__ = ["SimMaskOptions", "SimMaskSegmenter"]
 
@@ -70,19 +70,11 @@ class SimMaskSegmenter:
         return np.array(mask, dtype=bool)
 
 
-def _factory(options: SimMaskOptions | None, ctx: Any = None) -> SimMaskSegmenter:
-    options = options or SimMaskOptions()
-    return SimMaskSegmenter(oracle_world(ctx, options, "sim-mask"), options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="sim-mask", kind="segmenter", factory=_factory, options_model=SimMaskOptions,
-        capabilities=SimMaskSegmenter.capabilities, stand_in=True,
+    register(stand_in_manifest(
+        "sim-mask", "segmenter", SimMaskSegmenter, SimMaskOptions,
         description="STAND-IN for a text-prompted segmenter: the simulator's mask of the named object or "
                     "movable part",
-        requires=("robosuite", "mujoco"), extra="sim",
-        install="pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0); set MUJOCO_GL=egl",
-        check_options={"width": 160, "height": 120, "unknown_text": "task_object"},
-        verified="masks equal the renderer's segmentation of the named geoms"))
+        verified="masks equal the renderer's segmentation of the named geoms",
+        check_options={"width": 160, "height": 120, "unknown_text": "task_object"}))

@@ -175,6 +175,21 @@ def _strip_query(url: str) -> str:
 # --------------------------------------------------------------------------- frames
 
 
+def check_generate_inputs(image: Any, prompt: Any, last_image: Any, num_frames: Any) -> int:
+    """Validate ``VideoModel.generate``'s arguments (uint8 RGB images of one size, a str prompt,
+    num_frames >= 2); returns num_frames as an int."""
+    from d2f_core.validate import check_image
+
+    check_image(image, "image")
+    if last_image is not None:
+        check_image(last_image, "last_image")
+        if last_image.shape != image.shape:
+            raise ValueError(f"last_image: must be the size of image {image.shape[:2]}, got {last_image.shape[:2]}")
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt: expected a string, got {type(prompt).__name__}")
+    return check_num_frames(num_frames)
+
+
 def check_num_frames(num_frames: Any) -> int:
     if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
         raise ValueError(f"num_frames: expected an integer >= 2, got {num_frames!r}")

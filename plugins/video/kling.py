@@ -58,7 +58,7 @@ from d2f_core.registry import PluginUnavailableError
 from d2f_core.validate import check_image
 
 from ._adapter_util import (StandInServer, TransientError, VideoServiceError, call_with_retries,
-                            check_num_frames, decode_video_bytes, encode_image, encode_mp4, env_secret,
+                            check_generate_inputs, decode_video_bytes, encode_image, encode_mp4, env_secret,
                             http_request, resample_frames, resize_frames, scrub, synthetic_video)
 
 __all__ = ["KlingOptions", "KlingVideoModel", "make_jwt", "verify_jwt", "KlingStandIn", "DEFAULT_BASE_URL"]
@@ -262,15 +262,7 @@ class KlingVideoModel:
 
     def generate(self, image: np.ndarray, prompt: str, *, last_image: np.ndarray | None = None,
                  num_frames: int = 49, seed: int | None = None) -> Video:
-        check_image(image, "image")
-        if last_image is not None:
-            check_image(last_image, "last_image")
-            if last_image.shape != image.shape:
-                raise ValueError(f"last_image: must be the size of image {image.shape[:2]}, got "
-                                 f"{last_image.shape[:2]}")
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt: expected a string, got {type(prompt).__name__}")
-        n = check_num_frames(num_frames)
+        n = check_generate_inputs(image, prompt, last_image, num_frames)
         o = self.options
         img_b64, sent_hw = self._prepare(image, "image")
         body: dict[str, Any] = {"model_name": o.model_name, "image": img_b64, "prompt": prompt,

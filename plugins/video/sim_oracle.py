@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from d2f_core import Manifest, Video, hookimpl
+from d2f_core import Video, hookimpl
 from d2f_core.validate import check_image
 
-from d2f_plugins.world.robosuite_world import StandInOptions, oracle_world
+from d2f_plugins.world.robosuite_world import StandInOptions, stand_in_manifest
 
 __all__ = ["SimOracleOptions", "SimOracleVideo"]
 
@@ -57,19 +57,10 @@ class SimOracleVideo:
                      prompt=str(prompt), seed=seed)
 
 
-def _factory(options: SimOracleOptions | None, ctx: Any = None) -> SimOracleVideo:
-    options = options or SimOracleOptions()
-    return SimOracleVideo(oracle_world(ctx, options, "sim-oracle"), options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="sim-oracle", kind="video", factory=_factory, options_model=SimOracleOptions,
-        capabilities=SimOracleVideo.capabilities, stand_in=True,
+    register(stand_in_manifest(
+        "sim-oracle", "video", SimOracleVideo, SimOracleOptions,
         description="STAND-IN for a video model: the robosuite world renders the task done right by a scripted "
                     "object motion, robot hidden (no weights, CPU)",
-        requires=("robosuite", "mujoco"), extra="sim",
-        install="pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0); set MUJOCO_GL=egl",
-        check_options={"width": 160, "height": 120},
         verified="final oracle states pass the task's success check (seeds 0-9, every task); frames looked at"))

@@ -78,7 +78,7 @@ from d2f_core.registry import PluginUnavailableError
 from d2f_core.validate import check_image
 
 from ._adapter_util import (StandInServer, TransientError, VideoServiceError, call_with_retries,
-                            check_num_frames, crop_box, decode_video_bytes, encode_image, encode_mp4,
+                            check_generate_inputs, crop_box, decode_video_bytes, encode_image, encode_mp4,
                             env_secret, http_request, pad_to_aspect, resample_frames, resize_frames,
                             scrub, synthetic_video)
 
@@ -279,15 +279,7 @@ class VeoVideoModel:
     # -- the call
     def generate(self, image: np.ndarray, prompt: str, *, last_image: np.ndarray | None = None,
                  num_frames: int = 49, seed: int | None = None) -> Video:
-        check_image(image, "image")
-        if last_image is not None:
-            check_image(last_image, "last_image")
-            if last_image.shape != image.shape:
-                raise ValueError(f"last_image: must be the size of image {image.shape[:2]}, got "
-                                 f"{last_image.shape[:2]}")
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt: expected a string, got {type(prompt).__name__}")
-        n = check_num_frames(num_frames)
+        n = check_generate_inputs(image, prompt, last_image, num_frames)
         if seed is not None and not (0 <= int(seed) < 2 ** 32):
             raise ValueError(f"seed: Veo takes a seed in [0, 2**32), got {seed}")
         o, types = self.options, self._types

@@ -44,7 +44,7 @@ from d2f_core import Manifest, ModelInputSpec, Video, hookimpl
 from d2f_core.registry import PluginError, PluginUnavailableError
 from d2f_core.validate import check_image
 
-from ._adapter_util import check_num_frames, resize_frames
+from ._adapter_util import check_generate_inputs, resize_frames
 
 __all__ = ["WanOptions", "WanVideoModel", "snap_num_frames", "model_resolution", "WEIGHTS_HELP"]
 
@@ -200,18 +200,10 @@ class WanVideoModel:
 
     def generate(self, image: np.ndarray, prompt: str, *, last_image: np.ndarray | None = None,
                  num_frames: int = 49, seed: int | None = None) -> Video:
-        check_image(image, "image")
-        if last_image is not None:
-            if not self.flf2v:
-                raise ValueError(f"last_image: the Wan weights at {self.weights} are image-to-video (I2V) only; "
-                                 f"end-frame conditioning needs first-last-frame weights ({FLF2V_REPO})")
-            check_image(last_image, "last_image")
-            if last_image.shape != image.shape:
-                raise ValueError(f"last_image: must be the size of image {image.shape[:2]}, got "
-                                 f"{last_image.shape[:2]}")
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt: expected a string, got {type(prompt).__name__}")
-        n_req = check_num_frames(num_frames)
+        n_req = check_generate_inputs(image, prompt, last_image, num_frames)
+        if last_image is not None and not self.flf2v:
+            raise ValueError(f"last_image: the Wan weights at {self.weights} are image-to-video (I2V) only; "
+                             f"end-frame conditioning needs first-last-frame weights ({FLF2V_REPO})")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ValueError(f"seed: expected an integer or None, got {seed!r}")
         from PIL import Image
