@@ -79,3 +79,34 @@ def test_config_swapping_in_wan_runs_extraction_end_to_end(tmp_path):
     assert result["completed"] == ["observe", "video", "depth", "segment", "track", "flow"]
     video = np.load(tmp_path / "flow_run" / "video.npz")
     assert video["frames"].shape == (5, 72, 96, 3) and video["frames"].dtype == np.uint8
+
+
+@pytest.mark.parametrize("override, remove, needles", [
+    ("video.plugin=wan2.1", "rgb.mp4", ["weights"]),
+    ("video.plugin=veo3", "rgb.mp4", ["GEMINI_API_KEY"]),
+    ("video.plugin=kling", "rgb.mp4", ["KLING_ACCESS_KEY"]),
+    ("depth.plugin=spatialtracker-v2", "depth_frames.npy", ["spatialtracker"]),
+    ("segmenter.plugin=grounded-sam2", "mask.png", ["grounded-sam2"]),
+    ("tracker.plugin=cotracker3", None, ["cotracker"]),
+])
+def test_switching_in_an_adapter_without_what_it_needs_is_one_line(tmp_path, monkeypatch, override, remove, needles):
+    """Missing extra, weights or API key: one clear line, no traceback, whatever the adapter."""
+    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY", "COTRACKER_DIR",
+                "SPATRACKERV2_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-hub"))  # no cached CoTracker either
+    seq = rigid_box_sequence(num_frames=5, width=96, height=72)
+    from d2f_core import Video
+    scene = write_scene(tmp_path / "scene", seq.rgbd(0), "push the box", "box", video=Video(frames=seq.rgb),
+                        depth_frames=seq.depth, mask=seq.mask("box"))
+    if remove:
+        (scene / remove).unlink()
+    res = CliRunner().invoke(app, ["flow", "extract", "--scene", str(scene), "--out", str(tmp_path / "f.npz"),
+                                   "--set", override], catch_exceptions=False)
+    out = res.output.strip()
+    assert res.exit_code in (1, 2), out
+    assert "Traceback" not in out
+    lines = [ln for ln in out.splitlines() if ln.strip() and not ln.startswith(("✓", "!"))]
+    assert len(lines) == 1 and lines[0].startswith("error:"), out
+    for n in needles:
+        assert n in out, (n, out)
