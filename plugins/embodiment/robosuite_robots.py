@@ -50,6 +50,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from d2f_core import IKResult, Manifest, hookimpl
 
+from .robosuite_kinematics import headless_gl
+
 __all__ = ["RobosuiteArmOptions", "FrankaOptions", "SpotOptions", "GR1Options", "RobosuiteArm",
            "DEFAULT_VELOCITY_LIMITS"]
 
@@ -472,6 +474,7 @@ class RobosuiteArm:
 # --------------------------------------------------------------------------- factories
 
 def _franka(options: FrankaOptions, ctx: Any = None) -> RobosuiteArm:
+    headless_gl()
     if options.backend != "sim":
         raise ValueError("backend: 'deoxys' (the real Franka through Deoxys) is planned in issue 5 and not "
                          "implemented yet; use backend: sim")
@@ -479,10 +482,12 @@ def _franka(options: FrankaOptions, ctx: Any = None) -> RobosuiteArm:
 
 
 def _spot(options: SpotOptions, ctx: Any = None) -> RobosuiteArm:
+    headless_gl()
     return RobosuiteArm("spot", options.variant, "right", options, "SpotArm")
 
 
 def _gr1(options: GR1Options, ctx: Any = None) -> RobosuiteArm:
+    headless_gl()
     over = None
     if options.wrist_limits is not None:  # joints 5, 6: wrist roll, wrist pitch
         roll, pitch = options.wrist_limits

@@ -99,6 +99,9 @@ def default_embodiment() -> Any:
 def make_world(options: RobosuiteWorldOptions | None = None, ctx: Any = None) -> Any:
     """Factory: the world for ``options`` with the run's embodiment (default: franka)."""
     options = options or RobosuiteWorldOptions()
+    from d2f_plugins.embodiment.robosuite_kinematics import headless_gl
+
+    headless_gl()
     quiet_robosuite()
     from .world import RobosuiteWorld
 
