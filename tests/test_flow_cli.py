@@ -140,3 +140,15 @@ def test_d2f_run_accepts_a_scene_instead_of_a_world(tmp_path, seq):
     assert "nothing acted" in result["message"]
     flow = ObjectFlow.load(tmp_path / "run" / "flow.npz")
     assert flow.num_points == 40 and flow.num_frames == 8
+
+
+def test_initial_depth_as_pt_tensor(tmp_path, seq):
+    """initial_depth.pt (a torch H x W tensor, as the release may ship it) instead of .npy."""
+    torch = pytest.importorskip("torch")
+    from d2f_core.flow.scene import load_scene
+    scene = good_scene(tmp_path, seq)
+    depth = np.load(scene / "initial_depth.npy")
+    (scene / "initial_depth.npy").unlink()
+    torch.save(torch.from_numpy(depth), scene / "initial_depth.pt")
+    loaded = load_scene(scene)
+    np.testing.assert_array_equal(loaded.rgbd.depth, depth)

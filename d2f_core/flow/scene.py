@@ -86,7 +86,7 @@ def _read_png(path: Path) -> np.ndarray:
 
 
 def _read_initial_depth(folder: Path) -> tuple[Path, np.ndarray]:
-    from d2f_plugins.depth.file_depth import read_depth  # same distribution; .npy/.npz/.pt reader
+    from d2f_plugins.depth.file_depth import load_pt  # same distribution; the .pt reader
 
     found = [folder / n for n in DEPTH_FILES if (folder / n).is_file()]
     if not found:
@@ -94,7 +94,7 @@ def _read_initial_depth(folder: Path) -> tuple[Path, np.ndarray]:
                         "depth in metres, H x W float")
     path = found[0]
     try:
-        d = read_depth(path) if path.suffix == ".pt" else np.load(path, allow_pickle=False)
+        d = load_pt(path) if path.suffix == ".pt" else np.load(path, allow_pickle=False)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
     except Exception as e:  # noqa: BLE001

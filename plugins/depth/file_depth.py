@@ -40,7 +40,7 @@ def _array_from_mapping(data: Any, path: Path) -> Any:
                     "(np.savez(path, depth=...))")
 
 
-def _load_pt(path: Path) -> np.ndarray:
+def load_pt(path: Path) -> np.ndarray:
     try:
         import torch
     except ImportError:
@@ -76,7 +76,7 @@ def read_depth(path: str | Path) -> np.ndarray:
         else:
             arr = loaded
     elif suffix in (".pt", ".pth"):
-        arr = _load_pt(p)
+        arr = load_pt(p)
     else:
         raise DataError(f"{p}: unsupported depth format {suffix!r}; use .npy, .npz or .pt")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
