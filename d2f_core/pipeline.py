@@ -409,8 +409,8 @@ def _depth(run: Run) -> DepthVideo:
     video: Video = run.artifacts["video"]
     cam = run.artifacts["observe"].rgbd.camera
     if run.provided_by_scene("depth"):
-        est = DepthVideo(depth=run.scene.depth_frames, metric=False, model="scene:depth_frames.npy")
-        where = f"{run.scene.path}/depth_frames.npy"
+        est = DepthVideo(depth=run.scene.depth_frames, metric=False, model=f"scene:{run.scene.depth_frames_file}")
+        where = f"{run.scene.path}/{run.scene.depth_frames_file}"
     else:
         est = run.component("depth").estimate(video)
         if not isinstance(est, DepthVideo):

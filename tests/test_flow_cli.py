@@ -152,3 +152,18 @@ def test_initial_depth_as_pt_tensor(tmp_path, seq):
     torch.save(torch.from_numpy(depth), scene / "initial_depth.pt")
     loaded = load_scene(scene)
     np.testing.assert_array_equal(loaded.rgbd.depth, depth)
+
+
+def test_release_file_variants_depth_frames_pt_and_language_instruction_yaml(tmp_path, seq):
+    """The official release ships depth_frames.pt (a T x H x W tensor) and, in earlier versions,
+    language_instruction.yaml instead of scene_data.yaml: both are read."""
+    torch = pytest.importorskip("torch")
+    from d2f_core.flow.scene import load_scene
+    scene = good_scene(tmp_path, seq)
+    frames = np.load(scene / "depth_frames.npy")
+    (scene / "depth_frames.npy").unlink()
+    torch.save(torch.from_numpy(frames), scene / "depth_frames.pt")
+    (scene / "scene_data.yaml").rename(scene / "language_instruction.yaml")
+    loaded = load_scene(scene)
+    np.testing.assert_array_equal(loaded.depth_frames, frames)
+    assert loaded.provided()["depth"] == "depth_frames.pt" and loaded.object_name == "box"

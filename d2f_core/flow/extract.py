@@ -18,7 +18,7 @@ from ..types import DataError
 DEFAULT_TRACKER = "lucas-kanade"
 EXTRACTION_STAGES = ("observe", "video", "depth", "segment", "track", "flow")
 _NEEDED = {"video": ("rgb.mp4", "the task video", "video.plugin=NAME (a video model, e.g. wan2.1, kling)"),
-           "depth": ("depth_frames.npy", "per-frame depth", "depth.plugin=NAME (e.g. spatialtracker-v2)"),
+           "depth": ("depth_frames.npy (or .pt)", "per-frame depth", "depth.plugin=NAME (e.g. spatialtracker-v2)"),
            "segmenter": ("mask.png", "the object mask", "segmenter.plugin=NAME (e.g. grounded-sam2)")}
 
 

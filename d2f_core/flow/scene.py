@@ -6,10 +6,12 @@ Layout (file names are the contract)::
     camera_rgb.png                 I0, the real first frame (RGB)
     initial_depth.npy | .pt        D0, metres, H x W (0 / NaN = invalid)
     camera_calibration_info.json   {"<camera>": {"intrinsics": 3x3, "extrinsics": 4x4 camera-to-world}}
-    scene_data.yaml                instruction: ..., object_name: ...
+    scene_data.yaml                instruction: ..., object_name: ... (language_instruction.yaml of
+                                   earlier releases is read too)
     rgb.mp4                        optional: the task video (else the configured VideoModel makes it)
-    depth_frames.npy               optional: T x H x W per-frame depth (relative or metric) from any
-                                   estimator, aligned to D0 exactly like an estimator's output
+    depth_frames.npy | .pt         optional: T x H x W per-frame depth (relative or metric) from any
+                                   estimator, aligned to D0 exactly like an estimator's output (the
+                                   release ships a torch tensor, depth_frames.pt)
     mask.png                       optional: object mask on frame 0 (else the Segmenter makes it)
 
 Every problem is one :class:`~d2f_core.types.DataError` line naming the file and the fix.
@@ -32,8 +34,10 @@ RGB_FILE = "camera_rgb.png"
 DEPTH_FILES = ("initial_depth.npy", "initial_depth.pt")
 CALIB_FILE = "camera_calibration_info.json"
 DATA_FILE = "scene_data.yaml"
+DATA_FILES_OLD = ("language_instruction.yaml",)  # earlier releases: same keys
 VIDEO_FILE = "rgb.mp4"
 DEPTH_FRAMES_FILE = "depth_frames.npy"
+DEPTH_FRAMES_FILES = (DEPTH_FRAMES_FILE, "depth_frames.pt", "depth_frames.npz")  # the release ships .pt
 MASK_FILE = "mask.png"
 
 
@@ -49,6 +53,8 @@ class Scene:
     video: Video | None = None
     depth_frames: np.ndarray | None = None
     mask: np.ndarray | None = None
+    depth_frames_file: str = DEPTH_FRAMES_FILE
+    """The file the per-frame depth came from (depth_frames.npy, or the release's .pt)."""
 
     def fingerprint(self) -> str:
         """Hash of the folder's files (names, sizes, contents) for stage caching."""
@@ -66,7 +72,7 @@ class Scene:
         if self.video is not None:
             out["video"] = VIDEO_FILE
         if self.depth_frames is not None:
-            out["depth"] = DEPTH_FRAMES_FILE
+            out["depth"] = self.depth_frames_file
         if self.mask is not None:
             out["segmenter"] = MASK_FILE
         return out
@@ -132,7 +138,7 @@ def _read_calibration(folder: Path, camera: str | None, width: int, height: int)
 
 
 def _read_scene_data(folder: Path) -> tuple[str, str]:
-    path = folder / DATA_FILE
+    path = next((folder / n for n in (DATA_FILE,) + DATA_FILES_OLD if (folder / n).is_file()), folder / DATA_FILE)
     if not path.is_file():
         raise DataError(f"{folder}: missing {DATA_FILE} with 'instruction:' and 'object_name:'")
     try:
@@ -166,8 +172,8 @@ def _read_video(folder: Path) -> Video | None:
 
 
 def _read_depth_frames(folder: Path) -> np.ndarray | None:
-    path = folder / DEPTH_FRAMES_FILE
-    if not path.is_file():
+    path = next((folder / n for n in DEPTH_FRAMES_FILES if (folder / n).is_file()), None)
+    if path is None:
         return None
     from d2f_plugins.depth.file_depth import read_depth
 
@@ -218,12 +224,14 @@ def load_scene(folder: str | Path, camera: str | None = None) -> Scene:
     video = _read_video(folder)
     depth_frames = _read_depth_frames(folder)
     if depth_frames is not None and video is not None and depth_frames.shape[0] != video.num_frames:
-        raise DataError(f"{folder / DEPTH_FRAMES_FILE}: {depth_frames.shape[0]} depth frames but "
+        name = next(n for n in DEPTH_FRAMES_FILES if (folder / n).is_file())
+        raise DataError(f"{folder / name}: {depth_frames.shape[0]} depth frames but "
                         f"{VIDEO_FILE} has {video.num_frames} frames; they must match one to one")
     mask = _read_mask(folder, (h, w))
+    df_file = next((n for n in DEPTH_FRAMES_FILES if (folder / n).is_file()), DEPTH_FRAMES_FILE)
     return Scene(path=folder, rgbd=RGBD(rgb=rgb, depth=depth, camera=cam), instruction=instruction,
                  object_name=object_name, camera_name=cam.name, video=video, depth_frames=depth_frames,
-                 mask=mask)
+                 mask=mask, depth_frames_file=df_file)
 
 
 def write_scene(out_dir: str | Path, rgbd: RGBD, instruction: str, object_name: str, *,
