@@ -23,3 +23,10 @@ def write_section(path: Path, section: str, text: str) -> None:
     else:
         doc = doc.rstrip() + "\n\n" + text
     path.write_text(doc)
+
+
+def publish(path: Path | None, section: str, text: str) -> None:
+    """Print a benchmark's section and, when ``path`` is given (``--write``), put it in that file."""
+    print(text)
+    if path is not None:
+        write_section(path, section, text)

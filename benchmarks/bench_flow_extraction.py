@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _doc import machine_line, write_section  # noqa: E402
+from _doc import machine_line, publish  # noqa: E402
 
 SECTION = "## Flow extraction (issue 3)"
 STAGES = ("observe", "video", "depth", "segment", "track", "flow")
@@ -74,9 +74,7 @@ def main() -> None:
     lines += ["", "Target: < 5 s in total (the `no pictures` column is the extraction itself; pictures are "
               "the overlay mp4 and the 3D plot)."]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if a.write:
-        write_section(a.write, SECTION, text)
+    publish(a.write, SECTION, text)
     print(f"(scratch folder {tmp}; cores {os.cpu_count()})")
 
 

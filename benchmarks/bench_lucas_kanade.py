@@ -17,14 +17,17 @@ Prints a markdown section (the lead merges it into docs/benchmarks.md):
 from __future__ import annotations
 
 import argparse
-import sys
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _doc import publish  # noqa: E402
 
 SECTION = "## Lucas-Kanade tracker (issue 3)"
 
@@ -183,11 +186,7 @@ def main() -> None:
               "random walk under pure translation with noise. Re-anchoring to the query frame's patch, "
               "warped by the local affine motion of the neighbouring tracks, keeps it flat.", ""]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if a.write:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from _doc import write_section
-        write_section(a.write, text.splitlines()[0], text)
+    publish(a.write, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _doc import machine_line, write_section  # noqa: E402
+from _doc import machine_line, publish  # noqa: E402
 
 SECTION = "## Flow from the simulated oracle against the truth (issues 3 and 4)"
 TASKS = ("bread_in_bowl", "open_oven", "open_door", "cover_bowl")
@@ -90,9 +90,7 @@ def main() -> None:
                      f"{med['seconds']:.1f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
-    print(text)
-    if a.write:
-        write_section(a.write, SECTION, text)
+    publish(a.write, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _doc import machine_line, write_section  # noqa: E402
+from _doc import machine_line, publish  # noqa: E402
 
 SECTION = "## Start-up (core issue)"
 
@@ -54,9 +54,7 @@ def main() -> None:
         lines.append(f"| {name} | {statistics.median(xs) * 1000:.0f} ms | {min(xs) * 1000:.0f} ms | "
                      f"{max(xs) * 1000:.0f} ms |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if a.write:
-        write_section(a.write, SECTION, text)
+    publish(a.write, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ surface point in every frame (:meth:`SyntheticSequence.true_points`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -142,29 +141,24 @@ class SyntheticSequence:
         and whether each is a hit (N,). Exact: the hit is moved with its part's known pose."""
         xi = np.clip(np.rint(xy0[:, 0]).astype(int), 0, self.camera.width - 1)
         yi = np.clip(np.rint(xy0[:, 1]).astype(int), 0, self.camera.height - 1)
-        # re-cast exactly at the (sub-pixel) query position rather than at the pixel centre
         pid = self.part_id[0, yi, xi]
         cam = self.cameras[0]
-        z = self.depth[0, yi, xi].astype(np.float64)
+        K_inv, R, o = np.linalg.inv(cam.K), cam.T_world_cam[:3, :3], cam.T_world_cam[:3, 3]
         ok = pid >= 0
         pts = np.zeros((self.num_frames, len(xy0), 3))
         parts = self.parts
         for j in np.nonzero(ok)[0]:
-            # exact sub-pixel hit on the same patch plane: intersect the query ray with the part plane
+            # exact sub-pixel hit: intersect the query's ray with the plane of the patch hit at the
+            # pixel centre (patches are planar), then move that point with its part
             part = parts[pid[j]]
             local = self.hit_local[0, yi[j], xi[j]]
-            # refine: plane through the pixel-centre hit with the patch normal; here patches are planar
-            ray = np.linalg.inv(cam.K) @ np.array([xy0[j, 0], xy0[j, 1], 1.0])
-            ray_w = cam.T_world_cam[:3, :3] @ ray
-            o = cam.T_world_cam[:3, 3]
+            ray_w = R @ (K_inv @ np.array([xy0[j, 0], xy0[j, 1], 1.0]))
             T0 = self.poses[part][0]
             p_centre = T0[:3, :3] @ local + T0[:3, 3]
             n = self._normal_at(part, local)
-            s = ((p_centre - o) @ n) / (ray_w @ n)
-            p0 = o + s * ray_w
+            p0 = o + ((p_centre - o) @ n) / (ray_w @ n) * ray_w
             lp = np.linalg.inv(T0) @ np.append(p0, 1.0)
-            for t in range(self.num_frames):
-                pts[t, j] = (self.poses[part][t] @ lp)[:3]
+            pts[:, j] = (self.poses[part] @ lp)[:, :3]
         return pts, ok
 
     def _normal_at(self, part: str, local: np.ndarray) -> np.ndarray:

@@ -16,27 +16,19 @@ set D2F_DEBUG=1 for tracebacks.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from .cli_common import console as _console
+from .cli_common import fail as _fail
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="dream2flow: generated video -> 3D object flow -> robot actions.")
 
 
-def _console(stderr: bool = False, width: int | None = None):
-    from rich.console import Console
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    if os.environ.get("D2F_DEBUG") and sys.exc_info()[0] is not None:
-        raise
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(code)
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:

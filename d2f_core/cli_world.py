@@ -17,26 +17,18 @@ red line and exit code 2 (set D2F_DEBUG=1 for tracebacks).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
+from .cli_common import console as _console
+from .cli_common import fail as _fail
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulated worlds: pictures of tasks and oracle scene folders.")
 
 
-def _console(stderr: bool = False):
-    from rich.console import Console
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    if os.environ.get("D2F_DEBUG") and sys.exc_info()[0] is not None:
-        raise
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(code)
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:

@@ -482,6 +482,11 @@ def _background_queries(rgbd: RGBD, mask: np.ndarray, n: int, seed: int) -> np.n
     return np.concatenate([np.zeros((len(idx), 1)), xy[idx]], 1).astype(np.float32)
 
 
+def _columns(tracks: Tracks2D, index: Any) -> Tracks2D:
+    """The tracks of the points ``index`` selects (a slice, indices or a bool mask over points)."""
+    return Tracks2D(xy=tracks.xy[:, index], visible=tracks.visible[:, index], query_frame=tracks.query_frame[index])
+
+
 def _track_points(run: Run, queries: np.ndarray, background: np.ndarray) -> tuple[Tracks2D, Tracks2D | None]:
     allq = np.concatenate([queries, background]) if len(background) else queries
     tracks = run.component("tracker").track(run.artifacts["video"], allq)
@@ -490,11 +495,7 @@ def _track_points(run: Run, queries: np.ndarray, background: np.ndarray) -> tupl
     if tracks.num_points != len(allq):
         raise DataError(f"tracker returned {tracks.num_points} tracks for {len(allq)} queries")
     n = len(queries)
-    obj = Tracks2D(xy=tracks.xy[:, :n], visible=tracks.visible[:, :n], query_frame=tracks.query_frame[:n])
-    bg = None
-    if len(background):
-        bg = Tracks2D(xy=tracks.xy[:, n:], visible=tracks.visible[:, n:], query_frame=tracks.query_frame[n:])
-    return obj, bg
+    return _columns(tracks, slice(None, n)), (_columns(tracks, slice(n, None)) if len(background) else None)
 
 
 def _track(run: Run) -> dict[str, Any]:
@@ -531,10 +532,7 @@ def _track(run: Run) -> dict[str, Any]:
                 info.update(method="reprompt", prompt_points=pts.tolist(), prompt_labels=labels.tolist(),
                             num_points=int(len(queries)))
             else:
-                keep = moving
-                queries = queries[keep]
-                tracks = Tracks2D(xy=tracks.xy[:, keep], visible=tracks.visible[:, keep],
-                                  query_frame=tracks.query_frame[keep])
+                queries, tracks = queries[moving], _columns(tracks, moving)
                 info.update(method="filter", num_points=int(len(queries)))
         elif not moving.any():
             run.warn("movable part: no track moves more than "

@@ -24,6 +24,7 @@ from d2f_core.registry import PluginUnavailableError  # noqa: E402
 from d2f_plugins.video._adapter_util import VideoServiceError  # noqa: E402
 from d2f_plugins.video.kling import (KlingOptions, KlingStandIn, KlingVideoModel, make_jwt,  # noqa: E402
                                      verify_jwt)
+from servers.images import mad, smooth_image  # noqa: E402
 
 AK, SK = "ak-d2f-test-ACCESS-1234", "sk-d2f-test-SECRET-9876-0123456789abcdef"
 PROMPT = "push the box to the right by one hand. The camera holds a still pose, not zooming in or out."
@@ -35,24 +36,10 @@ def keys(monkeypatch):
     monkeypatch.setenv("KLING_SECRET_KEY", SK)
 
 
-def _image(h=60, w=80, seed=0):
-    """A smooth colourful image (so resizing and mp4 coding keep it recognisable)."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    ph = rng.uniform(0, 6.28, 3)
-    img = np.stack([127 + 110 * np.sin(xx / 9 + ph[0]), 127 + 110 * np.sin(yy / 7 + ph[1]),
-                    127 + 110 * np.sin((xx + yy) / 11 + ph[2])], -1)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
 def _model(url, **kw):
     opts = dict(base_url=url, poll_interval_s=0.01, backoff_s=0.01, timeout_s=30.0)
     opts.update(kw)
     return KlingVideoModel(KlingOptions(**opts))
-
-
-def _mad(a, b):
-    return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
 def _decode_png_b64(s):
@@ -93,7 +80,7 @@ def test_jwt_claims_decode_with_pyjwt():
 
 def test_generate_sends_documented_request_and_returns_camera_sized_frames(keys):
     jwt = pytest.importorskip("jwt")
-    image = _image()
+    image = smooth_image()
     with KlingStandIn(AK, SK, polls_before_done=3, fps=8) as srv:
         m = _model(srv.url, negative_prompt="blurry", cfg_scale=0.5, model_name="kling-v1-6")
         video = m.generate(image, PROMPT, num_frames=9, seed=3)
@@ -110,7 +97,7 @@ def test_generate_sends_documented_request_and_returns_camera_sized_frames(keys)
     sent = _decode_png_b64(body["image"])
     assert sent.shape == (300, 400, 3)  # 60x80 upscaled to Kling's 300 px minimum, aspect kept
     from PIL import Image
-    assert _mad(np.asarray(Image.fromarray(sent).resize((80, 60), Image.BICUBIC)), image) < 3.0
+    assert mad(np.asarray(Image.fromarray(sent).resize((80, 60), Image.BICUBIC)), image) < 3.0
     # every request carried a valid token; polls hit the task the create call returned
     for r in posts + polls:
         auth = r.headers["Authorization"]
@@ -126,26 +113,26 @@ def test_generate_sends_documented_request_and_returns_camera_sized_frames(keys)
     assert video.frames.shape == (9, 60, 80, 3) and video.frames.dtype == np.uint8
     assert m.last_task["received_frames"] == 40  # 5 s x 8 fps from the stand-in
     assert video.fps == pytest.approx(8 / (39 / 8.0))  # same 4.875 s duration with 9 frames
-    d_rgb, d_bgr = _mad(video.frames[0], image), _mad(video.frames[0], image[..., ::-1])
+    d_rgb, d_bgr = mad(video.frames[0], image), mad(video.frames[0], image[..., ::-1])
     assert d_rgb < 12.0 and d_bgr > 3 * d_rgb
     assert video.seed is None and "resampled to 9" in video.model and "resized to 80x60" in video.model
     # the stand-in drifts the image right by 6 px of its 72 px-high video over the clip: the last
     # frame is the image shifted right by 6 * 60 / 72 = 5 px
     shifted = np.roll(image, 5, axis=1)
-    assert _mad(video.frames[-1][:, 8:], shifted[:, 8:]) < _mad(video.frames[-1][:, 8:], image[:, 8:])
+    assert mad(video.frames[-1][:, 8:], shifted[:, 8:]) < mad(video.frames[-1][:, 8:], image[:, 8:])
 
 
 def test_end_frame_goes_to_image_tail_and_ends_the_video(keys):
-    image, last = _image(seed=0), _image(seed=5)
+    image, last = smooth_image(seed=0), smooth_image(seed=5)
     with KlingStandIn(AK, SK, polls_before_done=1, shift_px=0) as srv:
         video = _model(srv.url, mode="pro").generate(image, PROMPT, last_image=last, num_frames=5)
     body = [r for r in srv.requests if r.method == "POST"][0].body
     assert body["mode"] == "pro"
     from PIL import Image
     tail = np.asarray(Image.fromarray(_decode_png_b64(body["image_tail"])).resize((80, 60), Image.BICUBIC))
-    assert _mad(tail, last) < 3.0
-    assert _mad(video.frames[0], image) < 12.0
-    assert _mad(video.frames[-1], last) < 12.0 and _mad(video.frames[-1], image) > 30.0
+    assert mad(tail, last) < 3.0
+    assert mad(video.frames[0], image) < 12.0
+    assert mad(video.frames[-1], last) < 12.0 and mad(video.frames[-1], image) > 30.0
 
 
 def test_works_against_an_independent_server_with_cdn_and_24fps(keys):
@@ -153,7 +140,7 @@ def test_works_against_an_independent_server_with_cdn_and_24fps(keys):
     from servers.kling_variant import VariantKling
     srv = VariantKling(AK, SK, processing_polls=3, frames=121, fps=24)
     try:
-        image = _image(h=310, w=420)
+        image = smooth_image(h=310, w=420)
         m = _model(srv.url)
         video = m.generate(image, PROMPT, num_frames=49)
     finally:
@@ -165,7 +152,7 @@ def test_works_against_an_independent_server_with_cdn_and_24fps(keys):
     assert all("claims" in r for r in srv.seen)  # PyJWT accepted every token
     assert len(srv.cdn_seen) == 1 and "Authorization" not in srv.cdn_seen[0]["headers"]
     assert "?sig=abc" in srv.cdn_seen[0]["path"]
-    assert _mad(video.frames[0], image) < 12.0
+    assert mad(video.frames[0], image) < 12.0
 
 
 # --------------------------------------------------------------------------- failures
@@ -174,7 +161,7 @@ def test_works_against_an_independent_server_with_cdn_and_24fps(keys):
 def test_rate_limit_then_success_retries_with_backoff(keys):
     with KlingStandIn(AK, SK, rate_limit_first=2, retry_after=0.15) as srv:
         t0 = time.monotonic()
-        video = _model(srv.url, backoff_s=0.01).generate(_image(), PROMPT, num_frames=5)
+        video = _model(srv.url, backoff_s=0.01).generate(smooth_image(), PROMPT, num_frames=5)
         elapsed = time.monotonic() - t0
     posts = [r for r in srv.requests if r.method == "POST"]
     assert len(posts) == 3 and video.num_frames == 5
@@ -184,7 +171,7 @@ def test_rate_limit_then_success_retries_with_backoff(keys):
 def test_server_errors_on_create_and_poll_are_retried(keys):
     with KlingStandIn(AK, SK, server_errors_first=2, poll_errors_first=2, polls_before_done=1) as srv:
         m = _model(srv.url)
-        video = m.generate(_image(), PROMPT, num_frames=5)
+        video = m.generate(smooth_image(), PROMPT, num_frames=5)
     assert len([r for r in srv.requests if r.method == "POST"]) == 3
     assert len([r for r in srv.requests if r.method == "GET" and "/image2video/" in r.path]) == 4
     assert video.num_frames == 5 and m.last_task["polls"] == 2
@@ -193,14 +180,14 @@ def test_server_errors_on_create_and_poll_are_retried(keys):
 def test_rate_limit_that_never_ends_gives_up_with_a_clear_error(keys):
     with KlingStandIn(AK, SK, rate_limit_first=100) as srv:
         with pytest.raises(VideoServiceError, match=r"failed 3 time\(s\).*rate or concurrency limit.*1302"):
-            _model(srv.url, retries=2).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url, retries=2).generate(smooth_image(), PROMPT, num_frames=5)
     assert len([r for r in srv.requests if r.method == "POST"]) == 3
 
 
 def test_exhausted_account_is_not_retried(keys):
     with KlingStandIn(AK, SK, account_code=1102) as srv:
         with pytest.raises(VideoServiceError, match=r"account problem.*code 1102"):
-            _model(srv.url).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5)
     assert len([r for r in srv.requests if r.method == "POST"]) == 1
 
 
@@ -208,14 +195,14 @@ def test_failed_task_reports_the_service_message(keys):
     with KlingStandIn(AK, SK, polls_before_done=2, fail_task_msg="Image quality too low") as srv:
         m = _model(srv.url)
         with pytest.raises(VideoServiceError, match=r"task \w+ failed: Image quality too low"):
-            m.generate(_image(), PROMPT, num_frames=5)
+            m.generate(smooth_image(), PROMPT, num_frames=5)
     assert m.last_task["statuses"] == ["submitted", "processing", "failed"]
 
 
 def test_bad_token_is_refused_by_the_server_and_reported(keys, monkeypatch):
     with KlingStandIn(AK, "the-server-knows-another-secret-0123456789") as srv:
         with pytest.raises(VideoServiceError) as ei:
-            _model(srv.url).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5)
     msg = str(ei.value)
     assert "authentication failed" in msg and "code 1002" in msg and "KLING_SECRET_KEY" in msg
     assert SK not in msg and AK not in msg
@@ -226,7 +213,7 @@ def test_slow_task_hits_the_overall_timeout(keys):
     with KlingStandIn(AK, SK, polls_before_done=10_000) as srv:
         t0 = time.monotonic()
         with pytest.raises(VideoServiceError, match=r"not finished after 0.3 s \(timeout_s"):
-            _model(srv.url, poll_interval_s=0.05, timeout_s=0.3).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url, poll_interval_s=0.05, timeout_s=0.3).generate(smooth_image(), PROMPT, num_frames=5)
         assert time.monotonic() - t0 < 2.5  # gave up at the limit, not after many more polls
 
 
@@ -237,7 +224,7 @@ def test_unreachable_server_is_a_clear_error(keys):
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     with pytest.raises(VideoServiceError, match=r"creating the task failed 2 time\(s\)"):
-        _model(f"http://127.0.0.1:{port}", retries=1).generate(_image(), PROMPT, num_frames=5)
+        _model(f"http://127.0.0.1:{port}", retries=1).generate(smooth_image(), PROMPT, num_frames=5)
 
 
 def test_inputs_are_validated(keys):
@@ -245,9 +232,9 @@ def test_inputs_are_validated(keys):
     with pytest.raises(ValueError, match="image: aspect ratio"):
         m.generate(np.zeros((20, 100, 3), np.uint8), PROMPT, num_frames=5)
     with pytest.raises(ValueError, match="last_image: must be the size"):
-        m.generate(_image(), PROMPT, last_image=_image(h=30, w=40), num_frames=5)
+        m.generate(smooth_image(), PROMPT, last_image=smooth_image(h=30, w=40), num_frames=5)
     with pytest.raises(ValueError, match="num_frames"):
-        m.generate(_image(), PROMPT, num_frames=1)
+        m.generate(smooth_image(), PROMPT, num_frames=1)
     with pytest.raises(Exception, match="duration"):
         KlingOptions(duration=7)
 
@@ -272,12 +259,12 @@ def test_keys_never_reach_logs_output_or_errors(keys, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     texts = []
     with KlingStandIn(AK, SK) as srv:
-        video = _model(srv.url).generate(_image(), PROMPT, num_frames=5)
+        video = _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5)
         texts.append(video.model)
     for kw in (dict(fail_task_msg=f"echo {AK} {SK}"), dict(account_code=1102)):
         with KlingStandIn(AK, SK, **kw) as srv:
             with pytest.raises(VideoServiceError) as ei:
-                _model(srv.url).generate(_image(), PROMPT, num_frames=5)
+                _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5)
             texts.append(str(ei.value))
     out = capsys.readouterr()
     texts += [out.out, out.err, caplog.text]

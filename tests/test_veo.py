@@ -24,6 +24,7 @@ from d2f_plugins.video import veo as veo_mod  # noqa: E402
 from d2f_plugins.video._adapter_util import VideoServiceError  # noqa: E402
 from d2f_plugins.video.veo import (DEFAULT_MODEL, DEFAULT_VERTEX_MODEL, VeoOptions, VeoStandIn,  # noqa: E402
                                    VeoVideoModel)
+from servers.images import mad, smooth_image  # noqa: E402
 
 KEY = "AIza-d2f-test-KEY-0123456789"
 PROMPT = "open the drawer by one hand. The camera holds a still pose, not zooming in or out."
@@ -40,22 +41,10 @@ def key(monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
 
 
-def _image(h=60, w=80, seed=0):
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    ph = np.random.default_rng(seed).uniform(0, 6.28, 3)
-    img = np.stack([127 + 110 * np.sin(xx / 9 + ph[0]), 127 + 110 * np.sin(yy / 7 + ph[1]),
-                    127 + 110 * np.sin((xx + yy) / 11 + ph[2])], -1)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
 def _model(url, **kw):
     opts = dict(base_url=url, poll_interval_s=0.01, backoff_s=0.01, timeout_s=30.0)
     opts.update(kw)
     return VeoVideoModel(VeoOptions(**opts))
-
-
-def _mad(a, b):
-    return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
 def _png(obj):
@@ -77,7 +66,7 @@ def _is_predict(path):
 
 @developer_mode
 def test_developer_api_requests_follow_the_protocol_and_frames_come_back_at_camera_size(key):
-    image, last = _image(seed=0), _image(seed=4)
+    image, last = smooth_image(seed=0), smooth_image(seed=4)
     with VeoStandIn(KEY, polls_before_done=3, fps=8, shift_px=0) as srv:
         m = _model(srv.url, negative_prompt="cartoon", duration_s=6)
         video = m.generate(image, PROMPT, last_image=last, num_frames=9, seed=7)
@@ -114,9 +103,9 @@ def test_developer_api_requests_follow_the_protocol_and_frames_come_back_at_came
     assert isinstance(video, Video) and video.frames.shape == (9, 60, 80, 3) and video.frames.dtype == np.uint8
     assert m.last_operation["received_frames"] == 48 and m.last_operation["received_size"] == (72, 128)
     assert video.fps == pytest.approx(8 / (47 / 8))
-    d_rgb, d_bgr = _mad(video.frames[0], image), _mad(video.frames[0], image[..., ::-1])
+    d_rgb, d_bgr = mad(video.frames[0], image), mad(video.frames[0], image[..., ::-1])
     assert d_rgb < 12.0 and d_bgr > 3 * d_rgb
-    assert _mad(video.frames[-1], last) < 12.0 and _mad(video.frames[-1], image) > 30.0
+    assert mad(video.frames[-1], last) < 12.0 and mad(video.frames[-1], image) > 30.0
     assert video.seed is None and "seed 7 not sent" in video.model and "via Gemini API" in video.model
     assert "letterbox cropped" in video.model and "resampled to 9" in video.model
 
@@ -125,7 +114,7 @@ def test_developer_api_requests_follow_the_protocol_and_frames_come_back_at_came
 def test_frames_follow_the_generated_motion(key):
     """The stand-in drifts the (letterboxed 128x72) picture right by 16 px over the video; after
     cropping and resizing to the camera's 160x120 that is 16 * 120/72 = 26.7 camera pixels."""
-    image = _image(h=120, w=160, seed=2)
+    image = smooth_image(h=120, w=160, seed=2)
     with VeoStandIn(KEY, polls_before_done=0, shift_px=16, fps=8) as srv:
         video = _model(srv.url, duration_s=4).generate(image, PROMPT, num_frames=5)
     f0, f4 = video.frames[0].astype(np.float64), video.frames[-1].astype(np.float64)
@@ -135,13 +124,13 @@ def test_frames_follow_the_generated_motion(key):
 
 @developer_mode
 def test_portrait_images_use_9_16(key):
-    image = _image(h=90, w=50)
+    image = smooth_image(h=90, w=50)
     with VeoStandIn(KEY, polls_before_done=0) as srv:
         video = _model(srv.url).generate(image, PROMPT, num_frames=5)
     req = [r for r in srv.requests if _is_predict(r.path)][0].body
     assert req["parameters"]["aspectRatio"] == "9:16"
     assert _png(req["instances"][0]["image"]).shape == (90, 51, 3)  # bars left and right again
-    assert video.frames.shape == (5, 90, 50, 3) and _mad(video.frames[0], image) < 12.0
+    assert video.frames.shape == (5, 90, 50, 3) and mad(video.frames[0], image) < 12.0
 
 
 @developer_mode
@@ -150,12 +139,12 @@ def test_real_service_file_uri_is_downloaded_through_base_url_and_plain_links_wi
     # files.download(file=video) still fetches it from base_url (the proxy / stand-in), with the key
     with VeoStandIn(KEY, polls_before_done=0, uri_base="https://generativelanguage.googleapis.com",
                     redirect_download=False) as srv:
-        assert _model(srv.url).generate(_image(), PROMPT, num_frames=5).num_frames == 5
+        assert _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5).num_frames == 5
     dl = [r for r in srv.requests if "/files/" in r.path]
     assert len(dl) == 1 and dl[0].headers["x-goog-api-key"] == KEY and dl[0].path.endswith(":download?alt=media")
     # a video link that is not a Files API URL is fetched without the key
     with VeoStandIn(KEY, polls_before_done=0, serve_uri=True) as srv:
-        assert _model(srv.url).generate(_image(), PROMPT, num_frames=5).num_frames == 5
+        assert _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5).num_frames == 5
     media = [r for r in srv.requests if r.path.startswith("/media/")]
     assert len(media) == 1 and "x-goog-api-key" not in media[0].headers
     assert _count(srv, lambda p: "/files/" in p) == 0
@@ -164,7 +153,7 @@ def test_real_service_file_uri_is_downloaded_through_base_url_and_plain_links_wi
 @developer_mode
 def test_quota_429_is_retried_then_succeeds(key):
     with VeoStandIn(KEY, quota_first=2, polls_before_done=1) as srv:
-        video = _model(srv.url).generate(_image(), PROMPT, num_frames=5)
+        video = _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5)
     assert _count(srv, _is_predict) == 3 and video.num_frames == 5
 
 
@@ -172,7 +161,7 @@ def test_quota_429_is_retried_then_succeeds(key):
 def test_quota_that_does_not_recover_is_reported_as_quota(key):
     with VeoStandIn(KEY, quota_first=100) as srv:
         with pytest.raises(VideoServiceError) as ei:
-            _model(srv.url, retries=2).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url, retries=2).generate(smooth_image(), PROMPT, num_frames=5)
     msg = str(ei.value)
     assert "quota or rate limit exceeded" in msg and "429 RESOURCE_EXHAUSTED" in msg and "failed 3 time(s)" in msg
     assert _count(srv, _is_predict) == 3 and "\n" not in msg
@@ -182,7 +171,7 @@ def test_quota_that_does_not_recover_is_reported_as_quota(key):
 def test_backoff_doubles_between_retries(key):
     with VeoStandIn(KEY, quota_first=3, polls_before_done=0) as srv:
         t0 = time.monotonic()
-        _model(srv.url, backoff_s=0.1).generate(_image(), PROMPT, num_frames=5)
+        _model(srv.url, backoff_s=0.1).generate(smooth_image(), PROMPT, num_frames=5)
         elapsed = time.monotonic() - t0
     assert _count(srv, _is_predict) == 4
     assert 0.7 <= elapsed < 3.0  # waited 0.1 + 0.2 + 0.4 s between the four attempts
@@ -191,7 +180,7 @@ def test_backoff_doubles_between_retries(key):
 @developer_mode
 def test_server_errors_are_retried(key):
     with VeoStandIn(KEY, server_errors_first=1, polls_before_done=0) as srv:
-        video = _model(srv.url).generate(_image(), PROMPT, num_frames=5)
+        video = _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5)
     assert _count(srv, _is_predict) == 2 and video.num_frames == 5
 
 
@@ -199,7 +188,7 @@ def test_server_errors_are_retried(key):
 def test_wrong_key_is_refused_without_retries_and_without_echoing_it(key):
     with VeoStandIn("the-right-key-is-another-one") as srv:
         with pytest.raises(VideoServiceError) as ei:
-            _model(srv.url).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5)
     msg = str(ei.value)
     assert "refused the API key" in msg and "GEMINI_API_KEY" in msg and "aistudio" in msg and KEY not in msg
     assert _count(srv, _is_predict) == 1
@@ -209,7 +198,7 @@ def test_wrong_key_is_refused_without_retries_and_without_echoing_it(key):
 def test_unknown_model_names_the_option(key):
     with VeoStandIn(KEY, known_models=[DEFAULT_MODEL]) as srv:
         with pytest.raises(VideoServiceError, match=r"HTTP 404 NOT_FOUND.*check veo3.options.model \('veo-9'"):
-            _model(srv.url, model="veo-9").generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url, model="veo-9").generate(smooth_image(), PROMPT, num_frames=5)
     assert srv.requests[0].path == "/v1beta/models/veo-9:predictLongRunning" and len(srv.requests) == 1
 
 
@@ -218,7 +207,7 @@ def test_slow_operation_hits_the_overall_timeout(key):
     with VeoStandIn(KEY, polls_before_done=10_000) as srv:
         t0 = time.monotonic()
         with pytest.raises(VideoServiceError, match=r"not done after 0.3 s \(timeout_s\)"):
-            _model(srv.url, poll_interval_s=0.05, timeout_s=0.3).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url, poll_interval_s=0.05, timeout_s=0.3).generate(smooth_image(), PROMPT, num_frames=5)
         assert time.monotonic() - t0 < 3.0  # gave up at the limit, not after many more polls
 
 
@@ -226,7 +215,7 @@ def test_slow_operation_hits_the_overall_timeout(key):
 def test_a_poll_without_reply_in_time_is_retried(key):
     with VeoStandIn(KEY, polls_before_done=1, slow_first_polls=1, slow_s=1.0) as srv:
         m = _model(srv.url, request_timeout_s=0.4)
-        video = m.generate(_image(), PROMPT, num_frames=5)
+        video = m.generate(smooth_image(), PROMPT, num_frames=5)
     # the server saw 2 polls (the slow one answered "not done" after the client gave up; its retry
     # got "done"), the adapter made 1 successful poll: the timed-out request was retried
     assert _count(srv, lambda p: "/operations/" in p) == 2 and m.last_operation["polls"] == 1
@@ -237,7 +226,7 @@ def test_a_poll_without_reply_in_time_is_retried(key):
 def test_a_start_without_reply_in_time_is_not_repeated(key):
     with VeoStandIn(KEY, slow_predict_s=1.0) as srv:
         with pytest.raises(VideoServiceError) as ei:
-            _model(srv.url, request_timeout_s=0.3).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url, request_timeout_s=0.3).generate(smooth_image(), PROMPT, num_frames=5)
         time.sleep(0.8)  # let the slow handler finish before the server stops
     msg = str(ei.value)
     assert "no reply within request_timeout_s=0.3 s" in msg and "not retried" in msg
@@ -255,7 +244,7 @@ def test_safety_filter_is_a_clear_error(key, vertexai):
     reason = "Veo could not generate videos because the input image violates the usage guidelines."
     with VeoStandIn(KEY, rai_filtered=[reason]) as srv:
         with pytest.raises(VideoServiceError, match=r"safety filter removed the video \(1 filtered; reasons: Veo"):
-            _model(srv.url, vertexai=vertexai).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url, vertexai=vertexai).generate(smooth_image(), PROMPT, num_frames=5)
 
 
 @pytest.mark.parametrize("vertexai", MODES)
@@ -264,7 +253,7 @@ def test_safety_filter_is_a_clear_error(key, vertexai):
 def test_operation_errors(key, error, expect, vertexai):
     with VeoStandIn(KEY, operation_error=error) as srv:
         with pytest.raises(VideoServiceError, match=expect):
-            _model(srv.url, vertexai=vertexai).generate(_image(), PROMPT, num_frames=5)
+            _model(srv.url, vertexai=vertexai).generate(smooth_image(), PROMPT, num_frames=5)
 
 
 @pytest.mark.parametrize("vertexai", MODES)
@@ -272,12 +261,12 @@ def test_key_never_reaches_logs_output_or_errors(key, caplog, capsys, vertexai):
     caplog.set_level(logging.DEBUG)
     texts = []
     with VeoStandIn(KEY, polls_before_done=1) as srv:
-        texts.append(_model(srv.url, vertexai=vertexai).generate(_image(), PROMPT, num_frames=5).model)
+        texts.append(_model(srv.url, vertexai=vertexai).generate(smooth_image(), PROMPT, num_frames=5).model)
     for kw in (dict(rai_filtered=[f"leak {KEY}"]), dict(operation_error={"code": 3, "message": f"bad {KEY}"}),
                dict(quota_first=100)):
         with VeoStandIn(KEY, **kw) as srv:
             with pytest.raises(VideoServiceError) as ei:
-                _model(srv.url, vertexai=vertexai, retries=1).generate(_image(), PROMPT, num_frames=5)
+                _model(srv.url, vertexai=vertexai, retries=1).generate(smooth_image(), PROMPT, num_frames=5)
             texts.append(str(ei.value))
     out = capsys.readouterr()
     texts += [out.out, out.err, caplog.text]
@@ -289,7 +278,7 @@ def test_key_never_reaches_logs_output_or_errors(key, caplog, capsys, vertexai):
 
 
 def test_vertex_mode_requests_follow_its_protocol(key):
-    image, last = _image(seed=0), _image(seed=4)
+    image, last = smooth_image(seed=0), smooth_image(seed=4)
     with VeoStandIn(KEY, polls_before_done=2, fps=8, shift_px=0) as srv:
         m = _model(srv.url, vertexai=True, negative_prompt="cartoon", duration_s=6)
         video = m.generate(image, PROMPT, last_image=last, num_frames=9, seed=7)
@@ -311,12 +300,12 @@ def test_vertex_mode_requests_follow_its_protocol(key):
     assert len(fetches) == 3 and all(r.body == {"operationName": op} for r in fetches)
     assert fetches[0].path == f"/v1beta1/{op.rsplit('/operations/', 1)[0]}:fetchPredictOperation"
     assert video.frames.shape == (9, 60, 80, 3) and video.seed == 7 and "via Vertex AI" in video.model
-    assert _mad(video.frames[0], image) < 12.0 and _mad(video.frames[-1], last) < 12.0
+    assert mad(video.frames[0], image) < 12.0 and mad(video.frames[-1], last) < 12.0
 
 
 def test_vertex_mode_quota_retry_and_download_link(key):
     with VeoStandIn(KEY, quota_first=1, polls_before_done=0, serve_uri=True) as srv:
-        video = _model(srv.url, vertexai=True).generate(_image(), PROMPT, num_frames=5)
+        video = _model(srv.url, vertexai=True).generate(smooth_image(), PROMPT, num_frames=5)
     assert _count(srv, _is_predict) == 2 and video.frames.shape == (5, 60, 80, 3)
     media = [r for r in srv.requests if r.path.startswith("/media/")]
     assert len(media) == 1 and "x-goog-api-key" not in media[0].headers
@@ -361,25 +350,25 @@ def test_google_api_key_is_accepted_too(monkeypatch):
     monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
     monkeypatch.setenv("GOOGLE_API_KEY", KEY)
     with VeoStandIn(KEY, polls_before_done=0) as srv:
-        assert _model(srv.url).generate(_image(), PROMPT, num_frames=5).num_frames == 5
+        assert _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5).num_frames == 5
 
 
 @developer_mode
 def test_environment_cannot_switch_the_mode(key, monkeypatch):
     monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
     with VeoStandIn(KEY, polls_before_done=0) as srv:
-        _model(srv.url).generate(_image(), PROMPT, num_frames=5)
+        _model(srv.url).generate(smooth_image(), PROMPT, num_frames=5)
     assert srv.requests[0].path == PREDICT_DEV
 
 
 def test_inputs_are_validated(key):
     m = _model("http://127.0.0.1:9", vertexai=True)
     with pytest.raises(ValueError, match="image"):
-        m.generate(_image().astype(np.float32) / 255, PROMPT, num_frames=5)
+        m.generate(smooth_image().astype(np.float32) / 255, PROMPT, num_frames=5)
     with pytest.raises(ValueError, match="last_image: must be the size"):
-        m.generate(_image(), PROMPT, last_image=_image(h=30, w=40), num_frames=5)
+        m.generate(smooth_image(), PROMPT, last_image=smooth_image(h=30, w=40), num_frames=5)
     with pytest.raises(ValueError, match="seed"):
-        m.generate(_image(), PROMPT, num_frames=5, seed=-1)
+        m.generate(smooth_image(), PROMPT, num_frames=5, seed=-1)
 
 
 @developer_mode

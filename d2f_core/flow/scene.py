@@ -78,6 +78,12 @@ class Scene:
         return out
 
 
+def _naming(path: Path, e: DataError) -> DataError:
+    """The same error, its message starting with the file it is about (unless it names it already)."""
+    msg = str(e)
+    return DataError(msg if str(path) in msg else f"{path}: {msg}")
+
+
 def _read_png(path: Path) -> np.ndarray:
     try:
         from PIL import Image
@@ -128,8 +134,7 @@ def _read_calibration(folder: Path, camera: str | None, width: int, height: int)
     try:
         cam = Camera.from_json(path, camera, width=width, height=height)
     except DataError as e:
-        msg = str(e)
-        raise DataError(msg if str(path) in msg else f"{path}: {msg}") from None
+        raise _naming(path, e) from None
     K = cam.K
     if abs(np.linalg.det(K)) < 1e-9 or K[0, 0] <= 0 or K[1, 1] <= 0:
         raise DataError(f"{path}: intrinsics of camera {cam.name!r} are not invertible (fx, fy must be "
@@ -163,8 +168,7 @@ def _read_video(folder: Path) -> Video | None:
     try:
         frames, fps = read_video(path)
     except DataError as e:
-        msg = str(e)
-        raise DataError(msg if str(path) in msg else f"{path}: {msg}") from None
+        raise _naming(path, e) from None
     if frames.shape[0] < 2:
         raise DataError(f"{path}: the video has {frames.shape[0]} frame; flow needs at least 2 "
                         "(the task done over time): re-export the whole video")
@@ -180,8 +184,7 @@ def _read_depth_frames(folder: Path) -> np.ndarray | None:
     try:
         d = read_depth(path)
     except DataError as e:
-        msg = str(e)
-        raise DataError(msg if str(path) in msg else f"{path}: {msg}") from None
+        raise _naming(path, e) from None
     if not (d > 0).any():
         raise DataError(f"{path}: every depth is zero or invalid; remove the file to estimate depth "
                         "with the configured depth plugin")
