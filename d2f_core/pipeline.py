@@ -273,6 +273,12 @@ class Run:
                 stage.save(self, artifact)
         seconds = time.perf_counter() - t0
         self.artifacts[stage.name] = artifact
+        if stage.name == "observe" and isinstance(artifact, Observation) and artifact.rgbd is not None:
+            # what was observed keys everything downstream: a changed scene (new world code, another
+            # robosuite version) never reuses artifacts cached for the old one
+            digest = hashlib.sha256(np.ascontiguousarray(artifact.rgbd.rgb).tobytes())
+            digest.update(np.ascontiguousarray(artifact.rgbd.depth).tobytes())
+            self._keys[stage.name] = key = _hash([key, digest.hexdigest()])
         self.stages[stage.name] = {"status": "done", "seconds": round(seconds, 3), "cached": cached}
         meta_path.parent.mkdir(parents=True, exist_ok=True)
         meta_path.write_text(json.dumps({"key": key, "status": "done", "seconds": seconds}))
@@ -671,23 +677,60 @@ def _plan(run: Run) -> Any:
     flow: ObjectFlow = run.artifacts["flow"]
     g = run.artifacts.get("grasp")
     grasp = g["candidates"][g["chosen"]] if g else None
+    extras = {"video": run.artifacts.get("video"), "depth": run.artifacts.get("depth"),
+              "mask": run.artifacts.get("segment"), "hands": run.artifacts.get("hands")}
+    if g:  # the chosen grasp first, then the others nearest to it: solvers fall back along this list
+        chosen = g["candidates"][g["chosen"]]
+        others = [c for i, c in enumerate(g["candidates"]) if i != g["chosen"]]
+        others.sort(key=lambda c: float(np.linalg.norm(c.position - chosen.position)))
+        extras["grasp_candidates"] = [chosen] + others
     problem = Problem(flow=flow, observation=run.artifacts["observe"], embodiment=run.component("embodiment"),
                       task=run.task, grasp=grasp, dynamics=run.component("dynamics"),
-                      world=run.component("world"), seed=run.seed)
+                      world=run.component("world"), seed=run.seed, extras=extras)
     policy = run.component("solver").solve(problem)
     if not callable(getattr(policy, "act", None)):
         raise DataError(f"solver returned {type(policy).__name__} without act(observation)")
     info = getattr(policy, "info", {})
     (run.out_dir / "plan.json").write_text(json.dumps(info, indent=1, default=_json_default))
+    if getattr(policy, "executable", True) is False:
+        run.result["executable"] = False
+        run.result["message"] = f"plan not executed: {info.get('reason', 'the solver refused it')}"
+        run.warn(run.result["message"])
+    _plan_picture(run, policy)
     return policy
+
+
+def _plan_picture(run: Run, policy: Any) -> None:
+    """plan_3d.png: the motion to follow, the held points as the plan moves them, the end-effector path."""
+    solver = run.component("solver")
+    last = getattr(solver, "last", None)
+    if not isinstance(last, dict) or "targets" not in last or not run.config.flow.pictures:
+        return
+    try:
+        from .flow.viz import write_plan_plot
+    except ImportError:
+        return
+    try:
+        write_plan_plot(run.out_dir / "plan_3d.png", last["targets"], last["visible"], last["predicted"],
+                        title=f"{run.task.instruction}: {getattr(solver, 'name', 'solver')} plan")
+        run.result.setdefault("pictures", {})["plan"] = "plan_3d.png"
+    except Exception as e:  # a picture never fails a run
+        run.warn(f"plan picture not written: {type(e).__name__}: {e}")
 
 
 def _execute(run: Run) -> dict[str, Any]:
     world = run.component("world")
     policy = run.artifacts["plan"]
     obs: Observation = run.artifacts["observe"]
+    if getattr(policy, "executable", True) is False:
+        run.result["success"] = False
+        run.result["steps"] = 0
+        run._notify("d2f_episode_finished", result=run.result)
+        return {"success": False, "steps": 0, "executed": False}
     max_steps = run.config.execute.max_steps or int(world.horizon)
     frames = [obs.rgbd.rgb] if run.config.execute.record_video else []
+    grab = getattr(world, "video_frame", None)
+    grab = grab if callable(grab) else (lambda: world.render().rgb)
     steps = 0
     for steps in range(1, max_steps + 1):
         action = policy.act(obs)
@@ -696,7 +739,7 @@ def _execute(run: Run) -> dict[str, Any]:
             break
         obs = world.step(np.asarray(action, dtype=np.float64))
         if frames is not None and run.config.execute.record_video:
-            frames.append(obs.rgbd.rgb if obs.rgbd is not None else world.render().rgb)
+            frames.append(obs.rgbd.rgb if obs.rgbd is not None else grab())
         if steps % 10 == 0:
             run.progress("execute", steps, max_steps, "")
     success = bool(world.success())
@@ -704,12 +747,33 @@ def _execute(run: Run) -> dict[str, Any]:
     if frames:
         arr = np.stack(frames)
         np.savez_compressed(run.out_dir / "rollout.npz", frames=arr)
-        _try_write_mp4(run.out_dir / "rollout.mp4", arr, 10.0)
+        fps = float(getattr(getattr(world, "options", None), "control_freq", 10.0) or 10.0)
+        if _try_write_mp4(run.out_dir / "rollout.mp4", arr, fps):
+            run.result.setdefault("pictures", {})["rollout"] = "rollout.mp4"
+        _rollout_sheet(run.out_dir / "rollout.png", arr)
     run.result["success"] = success
     run.result["steps"] = steps
     run.result["privileged_final"] = out["privileged_final"]
     run._notify("d2f_episode_finished", result=run.result)
     return out
+
+
+def _rollout_sheet(path: Path, frames: np.ndarray, n: int = 8) -> None:
+    """rollout.png: n frames of the rollout, evenly spaced, in a 2-row contact sheet (half size)."""
+    try:
+        import imageio.v2 as iio
+    except ImportError:
+        return
+    idx = np.linspace(0, len(frames) - 1, min(n, len(frames))).astype(int)
+    tiles = [f[::2, ::2] for f in frames[idx]]
+    while len(tiles) % 2:
+        tiles.append(np.zeros_like(tiles[0]))
+    half = len(tiles) // 2
+    sheet = np.vstack([np.hstack(tiles[:half]), np.hstack(tiles[half:])]) if half else tiles[0]
+    try:
+        iio.imwrite(path, sheet)
+    except Exception:
+        pass
 
 
 def _try_write_mp4(path: Path, frames: np.ndarray, fps: float) -> bool:

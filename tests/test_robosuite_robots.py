@@ -241,8 +241,10 @@ def test_options_are_validated():
         make("franka", velocity_limits=[1.0, 2.0])
     with pytest.raises(OptionsError):
         make("spot", variant="Atlas")
-    with pytest.raises(ValueError, match="deoxys"):
-        make("franka", backend="deoxys")
+    emb = make("franka", backend="deoxys")  # dry run by default: no robot, no Deoxys import
+    assert type(emb).__name__ == "DeoxysFranka" and emb.dry_run
+    with pytest.raises(ValueError, match="deoxys_config"):
+        make("franka", backend="deoxys", dry_run=False)
     emb = make("gr1", variant="GR1FixedLowerBody", arm="left")
     assert emb.robot == "GR1FixedLowerBody" and emb.arm == "left" and emb.gripper_dof == 6
 

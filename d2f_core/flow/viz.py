@@ -162,3 +162,45 @@ def write_rerun(path: str | Path, flow: ObjectFlow, *, frames: np.ndarray | None
     except Exception as e:  # noqa: BLE001 - pictures never fail a run
         return None, f"could not write {path.name}: {type(e).__name__}: {e}"
     return path, ""
+
+
+def write_plan_plot(path: str | Path, targets: np.ndarray, visible: np.ndarray, predicted: np.ndarray, *,
+                    title: str = "") -> Path:
+    """A 3D plot of a plan (PNG, world frame, metres): the motion to follow (K x N x 3 targets where
+    visible) against where the plan moves the held points (K x N x 3), with the centroid paths."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tg, V, pr = np.asarray(targets, float), np.asarray(visible, bool), np.asarray(predicted, float)
+    fig = plt.figure(figsize=(7, 6), dpi=110)
+    ax = fig.add_subplot(111, projection="3d")
+    K = tg.shape[0]
+    for k in range(0, K, max(1, K // 8)):
+        v = V[k]
+        ax.scatter(tg[k, v, 0], tg[k, v, 1], tg[k, v, 2], s=3, color="tab:blue", alpha=0.35)
+        ax.scatter(pr[k, :, 0], pr[k, :, 1], pr[k, :, 2], s=3, color="tab:orange", alpha=0.35)
+    with np.errstate(invalid="ignore"):
+        ct = np.array([tg[k, V[k]].mean(0) if V[k].any() else np.full(3, np.nan) for k in range(K)])
+    cp = pr.mean(1)
+    ax.plot(ct[:, 0], ct[:, 1], ct[:, 2], color="tab:blue", lw=2, label="motion to follow (visible points)")
+    ax.plot(cp[:, 0], cp[:, 1], cp[:, 2], color="tab:orange", lw=2, ls="--", label="held points under the plan")
+    allp = np.concatenate([tg[V], pr.reshape(-1, 3)])
+    lo, hi = allp.min(0), allp.max(0)
+    c, r = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 0.02)
+    ax.set_xlim(c[0] - r, c[0] + r)
+    ax.set_ylim(c[1] - r, c[1] + r)
+    ax.set_zlim(c[2] - r, c[2] + r)
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_zlabel("z (m)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title or "plan", fontsize=9)
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path

@@ -36,8 +36,10 @@ Panda and Spot grippers integrate the sign: each step moves the fingers 0.2 of t
 open (-) or closed (+) and 0 keeps them where they are (so "close" takes ~10 steps). The GR1 hands
 map the value linearly onto every finger actuator's range (-1 open, +1 closed, 0 half closed).
 
-``backend`` (``franka``): "sim" (robosuite). A real-robot backend (Deoxys, issue 5) will be another
-value of this option reusing the same kinematics (:class:`~.robosuite_kinematics.ArmKinematics`).
+``backend`` (``franka``): "sim" (robosuite, this module) or "deoxys": the real Franka through UT
+Austin's Deoxys (:class:`~.deoxys_backend.DeoxysFranka`), reusing this Panda's kinematics; every
+command passes :mod:`.safety` checks first, and ``dry_run`` (the default) only logs the commands.
+The ``deoxys_*``/``dry_run*``/safety options of :class:`FrankaOptions` apply to that backend only.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import math
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from d2f_core import IKResult, Manifest, hookimpl
 
@@ -99,8 +101,76 @@ class RobosuiteArmOptions(BaseModel):
 
 class FrankaOptions(RobosuiteArmOptions):
     backend: Literal["sim", "deoxys"] = Field(
-        default="sim", description="'sim': robosuite/MuJoCo. 'deoxys': the real Franka through Deoxys "
-                                   "(planned, issue 5; not implemented yet)")
+        default="sim", description="'sim': robosuite/MuJoCo. 'deoxys': the real Franka through UT Austin's Deoxys "
+                                   "(deoxys_control; the options below apply to it only)")
+    deoxys_config: str | None = Field(
+        default=None, description="backend deoxys: Deoxys interface YAML (PC/NUC addresses and ports, e.g. "
+                                  "deoxys_control/deoxys/config/charmander.yml); a bare file name is looked up in "
+                                  "deoxys.config_root. Needed unless dry_run")
+    controller_config: str | None = Field(
+        default=None, description="backend deoxys: JOINT_IMPEDANCE controller YAML (is_delta must be false); "
+                                  "default: Deoxys' default JOINT_IMPEDANCE config (joint-impedance-controller.yml)")
+    control_hz: float = Field(default=20.0, gt=0.0, le=100.0,
+                              description="backend deoxys: command rate, Hz; must equal CONTROL.POLICY_RATE of the "
+                                          "NUC's config (Deoxys' default 20)")
+    dry_run: bool = Field(default=True, description="backend deoxys: check and log every command (dry_run_log) "
+                                                    "but never import Deoxys nor move the robot")
+    dry_run_log: str | None = Field(default=None,
+                                    description="backend deoxys, dry_run: JSONL file the would-be commands are "
+                                                "appended to (default: kept in memory only, `command_log`)")
+    dry_run_start_q: list[float] | None = Field(
+        default=None, description="backend deoxys, dry_run: the simulated starting joint positions, 7 radians "
+                                  "(default: home_q)")
+    T_world_base: list[list[float]] | None = Field(
+        default=None, description="backend deoxys: 4x4 pose of the robot base (Franka link0) in the world frame, "
+                                  "metres; fk/ik/workspace are in the world frame through it (default: identity, "
+                                  "the base frame is the world frame)")
+    workspace_min: list[float] = Field(default=[0.2, -0.5, 0.02],
+                                       description="backend deoxys: lower corner (x, y, z) of the box the end-effector "
+                                                   "must stay in, world frame, metres")
+    workspace_max: list[float] = Field(default=[0.8, 0.5, 0.8],
+                                       description="backend deoxys: upper corner (x, y, z) of the end-effector box, "
+                                                   "world frame, metres")
+    max_joint_step: float = Field(default=0.05, gt=0.0, le=0.5,
+                                  description="backend deoxys: largest change of any joint between two commands, rad")
+    velocity_scale: float = Field(default=0.25, gt=0.0, le=1.0,
+                                  description="backend deoxys: fraction of velocity_limits a command may ask for "
+                                              "(step x control_hz); at most the controller's time_fraction (0.3 by "
+                                              "default): Deoxys reaches each target in time_fraction of a period")
+    joint_margin: float = Field(default=0.05, ge=0.0, le=0.3,
+                                description="backend deoxys: rad kept clear of each Panda joint limit")
+    state_timeout: float = Field(default=5.0, gt=0.0,
+                                 description="backend deoxys: seconds to wait for the first robot state")
+
+    @field_validator("dry_run_start_q")
+    @classmethod
+    def _start_q(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (len(v) != 7 or not all(math.isfinite(x) for x in v)):
+            raise ValueError("expected 7 finite joint positions, radians")
+        return v
+
+    @field_validator("T_world_base")
+    @classmethod
+    def _T(cls, v: list[list[float]] | None) -> list[list[float]] | None:
+        if v is not None:
+            from .robosuite_kinematics import check_pose
+
+            check_pose(v, "T_world_base")
+        return v
+
+    @field_validator("workspace_min", "workspace_max")
+    @classmethod
+    def _xyz(cls, v: list[float]) -> list[float]:
+        if len(v) != 3 or not all(math.isfinite(x) for x in v):
+            raise ValueError("expected [x, y, z], metres")
+        return v
+
+    @model_validator(mode="after")
+    def _box(self) -> "FrankaOptions":
+        if any(a >= b for a, b in zip(self.workspace_min, self.workspace_max)):
+            raise ValueError(f"workspace_min {self.workspace_min} must be below workspace_max {self.workspace_max} "
+                             "on x, y and z")
+        return self
 
 
 class SpotOptions(RobosuiteArmOptions):
@@ -473,11 +543,12 @@ class RobosuiteArm:
 
 # --------------------------------------------------------------------------- factories
 
-def _franka(options: FrankaOptions, ctx: Any = None) -> RobosuiteArm:
+def _franka(options: FrankaOptions, ctx: Any = None) -> Any:
     headless_gl()
-    if options.backend != "sim":
-        raise ValueError("backend: 'deoxys' (the real Franka through Deoxys) is planned in issue 5 and not "
-                         "implemented yet; use backend: sim")
+    if options.backend == "deoxys":
+        from .deoxys_backend import DeoxysFranka
+
+        return DeoxysFranka(options)
     return RobosuiteArm("franka", "Panda", "right", options, "Panda")
 
 

@@ -134,8 +134,10 @@ def make_oven(name: str = "oven"):
                            duplicate_collision_geoms=False)
 
 
-BREAD_SCALE = 1.8
-"""robosuite's bread mesh is a 4 x 5 x 5 cm bun; scaled up it reads as bread in a 640 x 480 view."""
+BREAD_SCALE = 1.5
+"""robosuite's bread mesh is a 4 x 4.8 x 4.8 cm bun; scaled by 1.5 (6 x 7.2 x 7.2 cm) it reads as bread
+in a 640 x 480 view and still fits the Panda's 8 cm gripper across its narrow side (1.8, used
+before, made it 7.2 cm across: no clearance left for the fingers)."""
 
 
 def make_bread(name: str = "bread"):

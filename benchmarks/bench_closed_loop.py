@@ -1,0 +1,190 @@
+"""Closed-loop benchmark: Dream2Flow (trajopt) vs AVDC vs RIGVid on the simulated real-world tasks.
+
+For every task recipe (configs/<task>.yaml) and seed, the perception stages run once (video, depth,
+mask, tracks, flow, grasp: cached in the seed's run folder) and each solver then plans and
+executes from the same observation with the same grasp, so the comparison isolates the
+representation (paper §5.2). Success is the world's own check (see
+plugins/world/robosuite_world/tasks.py).
+
+    python benchmarks/bench_closed_loop.py --seeds 10 --write        # all tasks, ~1 h on 2 cores
+    python benchmarks/bench_closed_loop.py --tasks bread_in_bowl --seeds 2   # a quick look
+
+Per episode, ``runs/bench/<task>/seed<N>/`` keeps result-<solver>.json, plan-<solver>.json,
+rollout-<solver>.mp4/png; ``--resume`` skips episodes already done. ``--write`` puts the table in
+docs/benchmarks.md. A second section times the trajectory optimisation (50 steps x 7 DoF).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _doc import machine_line, publish  # noqa: E402
+
+TASKS = ("bread_in_bowl", "open_oven", "open_door", "cover_bowl")
+SOLVERS = ("trajopt", "avdc", "rigvid")
+LABEL = {"trajopt": "Dream2Flow", "avdc": "AVDC", "rigvid": "RIGVid"}
+PAPER = {  # real robot, 10 trials each (paper Table: Dream2Flow / AVDC / RIGVid)
+    "bread_in_bowl": ("8/10", "7/10", "6/10"), "open_oven": ("8/10", "0/10", "6/10"),
+    "cover_bowl": ("3/10", "2/10", "1/10"), "open_door": ("-", "-", "-"),
+}
+TARGET = {"bread_in_bowl": 9, "open_oven": 8}
+
+
+def episode(task: str, seed: int, solvers: tuple[str, ...], out_root: str, resume: bool) -> list[dict]:
+    """Run one task/seed for each solver; returns one record per solver."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from d2f_core.config import load_config
+    from d2f_core.pipeline import Run, StageError
+    from d2f_core.registry import get_registry
+
+    out = Path(out_root) / task / f"seed{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for solver in solvers:
+        done = out / f"result-{solver}.json"
+        if resume and done.is_file():
+            records.append(json.loads(done.read_text())["_bench"])
+            continue
+        cfg = load_config(ROOT / "configs" / f"{task}.yaml", [f"solver.plugin={solver}"])
+        t0 = time.perf_counter()
+        run = Run(config=cfg, out_dir=out, registry=get_registry(), seed=seed)
+        error = ""
+        try:
+            result = run.execute()
+        except StageError as e:
+            result, error = run.result, str(e)
+        finally:
+            world = run.components.get("world")
+            if world is not None and callable(getattr(world, "close", None)):
+                world.close()
+        plan = json.loads((out / "plan.json").read_text()) if (out / "plan.json").is_file() else {}
+        rec = {"task": task, "seed": seed, "solver": solver, "success": bool(result.get("success")),
+               "executable": plan.get("executable"), "reason": plan.get("reason") or error,
+               "tracking_error_mm": (plan.get("optimiser") or {}).get("max_error_mm"),
+               "optimiser_s": (plan.get("optimiser") or {}).get("seconds"),
+               "steps": result.get("steps"), "seconds": round(time.perf_counter() - t0, 1),
+               "final": result.get("privileged_final")}
+        for name in ("plan.json", "rollout.mp4", "rollout.png", "plan_3d.png"):
+            if (out / name).is_file():
+                stem, ext = name.rsplit(".", 1)
+                shutil.copyfile(out / name, out / f"{stem}-{solver}.{ext}")
+        done.write_text(json.dumps({**result, "_bench": rec}, indent=1, default=str))
+        records.append(rec)
+        print(f"{task} seed {seed} {solver}: success={rec['success']} ({rec['seconds']} s) {rec['reason'][:100]}",
+              flush=True)
+    return records
+
+
+def trajopt_speed(repeats: int = 10) -> dict:
+    """Seconds to optimise 50 steps x 7 DoF (64 held points) on a known reachable flow."""
+    import numpy as np
+
+    from d2f_plugins.embodiment.robosuite_robots import FrankaOptions, _franka
+    from d2f_plugins.solver.flow_trajopt import optimise_tracking, points_in_ee
+
+    emb = _franka(FrankaOptions())
+    times, errs = [], []
+    for r in range(repeats):
+        rng = np.random.default_rng(r)
+        s = np.linspace(0, 1, 50)[:, None]
+        q = np.array(emb.home_q) + (3 * s ** 2 - 2 * s ** 3) * rng.uniform(-0.5, 0.5, 7)
+        T0 = emb.fk(q[0])
+        local = points_in_ee(T0, T0[:3, 3] + rng.normal(0, 0.04, (64, 3)))
+        Ts, _ = emb.fk_jacobian(q)
+        P = np.einsum("kab,nb->kna", Ts[:, :3, :3], local) + Ts[:, None, :3, 3]
+        vis = rng.random(P.shape[:2]) > 0.3
+        t0 = time.perf_counter()
+        res = optimise_tracking(emb.fk_jacobian, q[0], local, P, vis, emb.joint_limits)
+        times.append(time.perf_counter() - t0)
+        errs.append(res.max_error)
+    return {"median_s": statistics.median(times), "max_s": max(times), "max_error_mm": 1000 * max(errs),
+            "repeats": repeats}
+
+
+def table(records: list[dict], tasks: tuple[str, ...], solvers: tuple[str, ...], seeds: int) -> str:
+    rows = ["| task | " + " | ".join(f"{LABEL[s]} (ours, sim)" for s in solvers)
+            + " | paper Dream2Flow / AVDC / RIGVid (real robot) | target |",
+            "|---|" + "---|" * len(solvers) + "---|---|"]
+    for t in tasks:
+        cells = []
+        for s in solvers:
+            rs = [r for r in records if r["task"] == t and r["solver"] == s]
+            ok = sum(r["success"] for r in rs)
+            refused = sum(r["executable"] is False for r in rs)
+            cells.append(f"{ok}/{len(rs)}" + (f" ({refused} refused)" if refused else ""))
+        tgt = f">= {TARGET[t]}/10" if t in TARGET else "-"
+        rows.append(f"| {t} | " + " | ".join(cells) + f" | {' / '.join(PAPER[t])} | {tgt} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    ap.add_argument("--solvers", nargs="+", default=list(SOLVERS), choices=SOLVERS)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2, help="parallel episodes (processes)")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench"))
+    ap.add_argument("--resume", action="store_true", help="skip episodes whose result-<solver>.json exists")
+    ap.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks.md")
+    a = ap.parse_args()
+    tasks, solvers = tuple(a.tasks), tuple(a.solvers)
+    seeds = range(a.first_seed, a.first_seed + a.seeds)
+    t0 = time.time()
+    jobs = [(t, s) for t in tasks for s in seeds]
+    records: list[dict] = []
+    if a.jobs > 1:
+        with ProcessPoolExecutor(a.jobs) as ex:
+            for recs in ex.map(episode, *zip(*[(t, s, solvers, a.out, a.resume) for t, s in jobs])):
+                records += recs
+    else:
+        for t, s in jobs:
+            records += episode(t, s, solvers, a.out, a.resume)
+    (Path(a.out) / "records.json").write_text(json.dumps(records, indent=1, default=str))
+    minutes = (time.time() - t0) / 60
+    cmd = "python benchmarks/bench_closed_loop.py " + " ".join(sys.argv[1:])
+    fails = [r for r in records if not r["success"]]
+    why = {}
+    for r in fails:
+        key = (r["task"], r["solver"])
+        why.setdefault(key, []).append(f"seed {r['seed']}: " + (r["reason"][:90] if r["reason"] else "executed, "
+                                                                 "task check failed"))
+    notes = "\n".join(f"- {t} / {LABEL[s]}: " + "; ".join(v[:4]) + (" ..." if len(v) > 4 else "")
+                      for (t, s), v in sorted(why.items()))
+    text = (f"## Closed loop: Dream2Flow vs AVDC vs RIGVid (simulated real-world tasks)\n\n"
+            f"{machine_line(cmd)} {len(records)} episodes in {minutes:.0f} min.\n\n"
+            f"{table(records, tasks, solvers, a.seeds)}\n\n"
+            "Ours are **simulated** (robosuite/MuJoCo, Franka) with an **oracle video** (sim-oracle renders the "
+            "task done right; no video model runs here), simulator depth and masks (sim-depth, sim-mask) and the "
+            "oracle's contact point as the thumb (sim-hand): the numbers measure tracking (Lucas-Kanade), "
+            "lifting, grasping (antipodal), the representation and execution, not video generation. The paper's "
+            "numbers are real-robot trials with generated videos (Veo 3). The three solvers share the seed's "
+            "observation, flow and grasp; they differ only in the object motion followed: the 3D flow "
+            "(Dream2Flow), rigid transforms from dense optical flow + depth (AVDC), or a rigid pose track "
+            "fitted to the 3D flow (RIGVid). \"refused\": the solver found the motion unreachable and did not "
+            "execute it.\n\nFailures:\n" + (notes or "- none") + "\n")
+    out_doc = ROOT / "docs" / "benchmarks.md" if a.write else None
+    publish(out_doc, "## Closed loop: Dream2Flow vs AVDC vs RIGVid", text)
+    sp = trajopt_speed()
+    text2 = (f"## Trajectory optimisation speed (50 steps x 7 DoF)\n\n{machine_line(cmd)}\n\n"
+             f"| repeats | median | max | worst tracking error |\n|---|---|---|---|\n"
+             f"| {sp['repeats']} | {sp['median_s']:.2f} s | {sp['max_s']:.2f} s | {sp['max_error_mm']:.2f} mm |\n\n"
+             "Levenberg-Marquardt on the rigid-grasp flow cost (w_f 10, w_r 100, w_s 1, w_m 0.01, Huber 2 cm) with "
+             "analytic MuJoCo Jacobians, 64 held points, 30 % of them hidden per step, from the grasp joints; "
+             "the flows are made by a known reachable joint path (target: under 1 s).\n")
+    publish(out_doc, "## Trajectory optimisation speed", text2)
+
+
+if __name__ == "__main__":
+    main()

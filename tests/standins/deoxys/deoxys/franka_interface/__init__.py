@@ -1,0 +1,3 @@
+from .franka_interface import FrankaInterface
+
+__all__ = ["FrankaInterface"]
