@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from d2f_core.protocols import IKResult, Problem
-from d2f_core.types import RGBD, DataError, Grasp, ObjectFlow, Observation, Task
+from d2f_core.types import RGBD, DataError, DepthVideo, Grasp, ObjectFlow, Observation, Task, Video
 
 from .scenes import BoxPose, look_at, pinhole, render_box_scene
 
@@ -188,7 +188,9 @@ def default_problem(env: Any = None, *, seed: int = 0, num_frames: int = 8, spee
 
     The flow starts where ``reset(seed)`` put the box (so it is consistent with the observation),
     the grasp is top-down at the flow's first-frame centroid, the dynamics is
-    :class:`TranslationDynamics`, and ``world`` is the world itself.
+    :class:`TranslationDynamics`, and ``world`` is the world itself. ``extras`` holds the imagined
+    video of that motion (``video``: Video, ``depth``: metric DepthVideo, ``mask``: the box's
+    first-frame mask), for solvers that read pixels.
     """
     world = TargetWorld()
     embodiment = CartesianEmbodiment()
@@ -206,5 +208,16 @@ def default_problem(env: Any = None, *, seed: int = 0, num_frames: int = 8, spee
     T[:3, :3] = R_DOWN
     T[:3, 3] = pts[0].mean(axis=0)
     grasp = Grasp(T_world_grasp=T, width=0.06, score=1.0, source="conformance")
+    # the imagined video of that motion (for solvers that read pixels, e.g. AVDC's optical flow)
+    box = world.box_pose()
+    frames, depths = [], []
+    for t in range(num_frames):
+        rgb, depth, _ = render_box_scene(world.camera, BoxPose(box.x + speed * t, box.y, box.yaw),
+                                         size=world.box_size)
+        frames.append(rgb)
+        depths.append(depth)
+    extras = {"video": Video(frames=np.stack(frames), fps=8.0, model="conformance"),
+              "depth": DepthVideo(depth=np.stack(depths), metric=True, model="conformance"), "mask": mask}
     return Problem(flow=flow, observation=obs, embodiment=embodiment, task=world.task, grasp=grasp,
-                   grasped=np.ones(pts.shape[1], bool), dynamics=TranslationDynamics(), world=world, seed=seed)
+                   grasped=np.ones(pts.shape[1], bool), dynamics=TranslationDynamics(), world=world, seed=seed,
+                   extras=extras)

@@ -193,7 +193,7 @@ def test_solver_reports_an_unreachable_flow_and_does_not_execute_it(franka):
     assert pol.info["optimiser"]["max_error_mm"] > 30
 
 
-def test_solver_needs_a_grasp_and_the_rigid_grasp_model(franka):
+def test_solver_needs_a_grasp_and_an_object_flow(franka):
     q = np.array(franka.home_q)
     P, _, _ = _rigid_flow(franka, np.repeat(q[None], 3, 0))
     prob = _problem(franka, P, q)
@@ -201,6 +201,12 @@ def test_solver_needs_a_grasp_and_the_rigid_grasp_model(franka):
     with pytest.raises(ValueError, match="grasper"):
         TrajoptSolver().solve(prob)
     prob = _problem(franka, P, q)
-    prob.dynamics = None
-    with pytest.raises(ValueError, match="rigid-grasp"):
+    prob.flow = P
+    with pytest.raises(ValueError, match="^flow"):
         TrajoptSolver().solve(prob)
+    from d2f_plugins.dynamics.heuristic import HeuristicPushDynamics
+
+    prob = _problem(franka, P, q)
+    prob.dynamics = HeuristicPushDynamics()  # not a rigid-grasp model: the built-in one is used, and said
+    pol = TrajoptSolver().solve(prob)
+    assert any("not a rigid-grasp model" in n for n in pol.info["notes"])

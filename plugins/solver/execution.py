@@ -184,12 +184,15 @@ class PhasePolicy:
     max_wait: int = 30
     info: dict[str, Any] = field(default_factory=dict)
     executable: bool = True
+    max_actions: int | None = None
+    """stop (return None) after this many actions, e.g. the world's horizon"""
 
     def __post_init__(self) -> None:
         self._targets: list[tuple[np.ndarray, float, str, str]] = []  # (q, gripper, segment, kind)
         self._i = 0
         self._cmd: np.ndarray | None = None
         self._waited = 0
+        self._sent = 0
         self.log: list[dict[str, Any]] = []
 
     def _expand(self, q_from: np.ndarray) -> None:
@@ -206,7 +209,7 @@ class PhasePolicy:
                 self._targets.append((cur, seg.gripper, seg.name, "settle"))
 
     def act(self, observation: Any) -> np.ndarray | None:
-        if not self.executable:
+        if not self.executable or (self.max_actions is not None and self._sent >= self.max_actions):
             return None
         q_now = np.asarray(observation.joints, dtype=np.float64)
         if not self._targets and self._i == 0:
@@ -217,12 +220,14 @@ class PhasePolicy:
                 err = float(np.max(np.abs(q_now - q)))
                 if err > self.tolerance and self._waited < self.max_wait:
                     self._waited += 1
+                    self._sent += 1
                     return self.joint_action(q, g)
                 self.log.append({"segment": seg, "settle_error_rad": round(err, 4), "waited": self._waited})
                 self._waited = 0
                 self._i += 1
                 continue
             self._i += 1
+            self._sent += 1
             return self.joint_action(q, g)
         return None
 

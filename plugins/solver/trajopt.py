@@ -16,7 +16,8 @@ Steps (see :mod:`.flow_trajopt` and :mod:`.execution`):
 
 1. the end-effector pose at the chosen grasp (``embodiment.grasp_to_ee``) and its IK from the
    current joints;
-2. the held points (``dynamics``: ``rigid-grasp``) in the end-effector frame; up to
+2. the held points (``dynamics``: ``rigid-grasp``; any other model is replaced by the built-in
+   rigid-grasp model, with a note in the plan) in the end-effector frame; up to
    ``num_points`` of them (farthest-point sampled) and up to ``max_steps`` flow frames;
 3. the joint trajectory minimising w_flow (10) flow + w_reach (100) limits + w_smooth (1)
    smoothness + w_manip (0.01) manipulability from the grasp joints;
@@ -38,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from d2f_core import Grasp, Manifest, hookimpl
+from d2f_core import Grasp, Manifest, ObjectFlow, hookimpl
 from d2f_core.protocols import Problem
 
 from .execution import PhasePolicy, Segment, fit_pose_spline, ik_chain, resample_poses, so3_log
@@ -126,7 +127,7 @@ class TrajoptSolver:
     """Follow the 3D object flow with a rigid grasp (see the module docstring)."""
 
     name = "trajopt"
-    capabilities = frozenset({"needs_grasp", "needs_dynamics", "deterministic"})
+    capabilities = frozenset({"needs_grasp", "deterministic"})
     motion = "3D object flow"
 
     def __init__(self, options: TrajoptOptions | None = None) -> None:
@@ -163,12 +164,21 @@ class TrajoptSolver:
         o = self.options
         t_start = time.perf_counter()
         emb, flow, grasp, dyn = problem.embodiment, problem.flow, problem.grasp, problem.dynamics
+        if not isinstance(flow, ObjectFlow):
+            raise ValueError(f"flow: expected a d2f_core.ObjectFlow (points T x N x 3, visible T x N), got "
+                             f"{type(flow).__name__}; wrap arrays with ObjectFlow(points=..., visible=...)")
         if grasp is None:
-            raise ValueError(f"solver {self.name}: needs a grasp; configure a grasper (e.g. `grasper: {{plugin: "
+            raise ValueError(f"grasp: solver {self.name} needs one; configure a grasper (e.g. `grasper: {{plugin: "
                              "antipodal}`)")
+        notes: list[str] = []
         if dyn is None or not all(callable(getattr(dyn, a, None)) for a in ("attach", "local", "moved", "grasped")):
-            raise ValueError(f"solver {self.name}: needs the rigid-grasp dynamics model; set `dynamics: {{plugin: "
-                             f"rigid-grasp}}` (got {getattr(dyn, 'name', None)!r})")
+            # the optimiser's model is the rigid grasp; another model cannot stand in for it
+            if dyn is not None:
+                notes.append(f"dynamics {getattr(dyn, 'name', type(dyn).__name__)!r} is not a rigid-grasp model: "
+                             "used the built-in rigid-grasp model (set `dynamics: {plugin: rigid-grasp}`)")
+            from d2f_plugins.dynamics.rigid_grasp import RigidGraspDynamics
+
+            dyn = RigidGraspDynamics()
         if not callable(getattr(emb, "joint_action", None)):
             raise ValueError(f"embodiment: {getattr(emb, 'name', emb)!r} has no joint_action(q, gripper)")
         from .ik_backends import make_ik
@@ -177,7 +187,7 @@ class TrajoptSolver:
         ik = ik_backend.ik
         q_now = np.asarray(problem.observation.joints, dtype=np.float64)
         lim = np.asarray(emb.joint_limits, dtype=np.float64)
-        info: dict[str, Any] = {"solver": self.name, "motion": self.motion, "ik": o.ik,
+        info: dict[str, Any] = {"solver": self.name, "motion": self.motion, "ik": o.ik, "notes": notes,
                                 "weights": {"w_flow": o.w_flow, "w_reach": o.w_reach, "w_smooth": o.w_smooth,
                                             "w_manip": o.w_manip}}
 
@@ -328,8 +338,10 @@ class TrajoptSolver:
         max_step = o.speed * np.asarray(emb.velocity_limits, dtype=np.float64) / o.control_hz
         info.update(executable=True, reason="", seconds=round(time.perf_counter() - t_start, 3),
                     phases=[s.name for s in segs])
-        return PhasePolicy(segs, emb.joint_action, max_step, tolerance=o.settle_tolerance, max_wait=o.max_wait,
-                           info=info)
+        horizon = getattr(problem.world, "horizon", None)
+        pol = PhasePolicy(segs, emb.joint_action, max_step, tolerance=o.settle_tolerance, max_wait=o.max_wait,
+                          info=info, max_actions=int(horizon) if horizon else None)
+        return pol
 
 
 class RigvidSolver(TrajoptSolver):
