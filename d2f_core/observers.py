@@ -73,15 +73,35 @@ class RichProgress:
     def summary(self, result: dict[str, Any], out: Path) -> None:
         self._stop_status()
         c = self.console
+        out = Path(out)
         if result.get("stopped_at"):
             c.print(f"[yellow]{result.get('message')}[/]")
-        for s in result.get("stand_ins", []):
-            c.print(f"[dim]stand-in: {s['kind']} = {s['plugin']} ({s['what']})[/]")
+        stages = result.get("stages") or {}
+        total = sum(float(v.get("seconds", 0.0)) for v in stages.values() if isinstance(v, dict))
         if result.get("success") is not None:
-            c.print(f"[bold]success: {result['success']}[/]")
+            verdict = "[bold green]SUCCESS[/]" if result["success"] else "[bold red]FAILED[/]"
+            c.print(f"{result.get('name', 'run')}: {verdict} after {result.get('steps', 0)} steps; "
+                    f"{total:.0f} s in all ("
+                    + ", ".join(f"{k} {v.get('seconds', 0):.1f} s" for k, v in stages.items()
+                                if isinstance(v, dict) and v.get("status") == "done") + ")")
+        plan = result.get("plan") or {}
+        if plan:
+            if plan.get("executable") is False:
+                c.print(f"[yellow]plan not executed: {plan.get('reason')}[/]")
+            elif plan.get("tracking_error_mm") is not None:
+                c.print(f"plan ({plan.get('solver')}): the held points follow the motion within "
+                        f"{plan['tracking_error_mm']:.1f} mm (median per frame, worst frame); "
+                        f"{plan.get('waypoints', '?')} waypoints; phases {', '.join(plan.get('phases') or [])}")
+        ins = result.get("stand_ins", [])
+        if ins:
+            c.print("[dim]stand-ins (not real models): " + ", ".join(f"{s['kind']} = {s['plugin']}" for s in ins)
+                    + " (what each is: result.json, stand_ins)[/]")
         pics = result.get("pictures") or {}
         if pics:
-            c.print("pictures: " + ", ".join(f"{Path(out) / p}" for p in pics.values()))
+            c.print("pictures:")
+            for name, p in pics.items():
+                c.print(f"  {name:<10} {out / p}", markup=False)
         c.print(f"run folder: {out}  (result.json, config.yaml, manifest.json"
-                f"{', flow.npz' if (Path(out) / 'flow.npz').exists() else ''}"
-                f"{', rollout.mp4' if (Path(out) / 'rollout.mp4').exists() else ''})")
+                f"{', flow.npz' if (out / 'flow.npz').exists() else ''}"
+                f"{', plan.json' if (out / 'plan.json').exists() else ''}"
+                f"{', rollout.mp4' if (out / 'rollout.mp4').exists() else ''})", markup=False)

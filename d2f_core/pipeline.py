@@ -692,6 +692,12 @@ def _plan(run: Run) -> Any:
         raise DataError(f"solver returned {type(policy).__name__} without act(observation)")
     info = getattr(policy, "info", {})
     (run.out_dir / "plan.json").write_text(json.dumps(info, indent=1, default=_json_default))
+    opt = info.get("optimiser") if isinstance(info.get("optimiser"), dict) else {}
+    run.result["plan"] = {k: v for k, v in {
+        "solver": info.get("solver"), "executable": getattr(policy, "executable", True),
+        "reason": info.get("reason") or None, "tracking_error_mm": opt.get("max_error_mm"),
+        "optimiser_seconds": opt.get("seconds"), "waypoints": (info.get("path") or {}).get("waypoints"),
+        "phases": info.get("phases")}.items() if v is not None}
     if getattr(policy, "executable", True) is False:
         run.result["executable"] = False
         run.result["message"] = f"plan not executed: {info.get('reason', 'the solver refused it')}"
@@ -750,7 +756,8 @@ def _execute(run: Run) -> dict[str, Any]:
         fps = float(getattr(getattr(world, "options", None), "control_freq", 10.0) or 10.0)
         if _try_write_mp4(run.out_dir / "rollout.mp4", arr, fps):
             run.result.setdefault("pictures", {})["rollout"] = "rollout.mp4"
-        _rollout_sheet(run.out_dir / "rollout.png", arr)
+        if _rollout_sheet(run.out_dir / "rollout.png", arr):
+            run.result.setdefault("pictures", {})["frames"] = "rollout.png"
     run.result["success"] = success
     run.result["steps"] = steps
     run.result["privileged_final"] = out["privileged_final"]
@@ -758,12 +765,12 @@ def _execute(run: Run) -> dict[str, Any]:
     return out
 
 
-def _rollout_sheet(path: Path, frames: np.ndarray, n: int = 8) -> None:
+def _rollout_sheet(path: Path, frames: np.ndarray, n: int = 8) -> bool:
     """rollout.png: n frames of the rollout, evenly spaced, in a 2-row contact sheet (half size)."""
     try:
         import imageio.v2 as iio
     except ImportError:
-        return
+        return False
     idx = np.linspace(0, len(frames) - 1, min(n, len(frames))).astype(int)
     tiles = [f[::2, ::2] for f in frames[idx]]
     while len(tiles) % 2:
@@ -772,8 +779,9 @@ def _rollout_sheet(path: Path, frames: np.ndarray, n: int = 8) -> None:
     sheet = np.vstack([np.hstack(tiles[:half]), np.hstack(tiles[half:])]) if half else tiles[0]
     try:
         iio.imwrite(path, sheet)
+        return True
     except Exception:
-        pass
+        return False
 
 
 def _try_write_mp4(path: Path, frames: np.ndarray, fps: float) -> bool:

@@ -210,3 +210,21 @@ def test_solver_needs_a_grasp_and_an_object_flow(franka):
     prob.dynamics = HeuristicPushDynamics()  # not a rigid-grasp model: the built-in one is used, and said
     pol = TrajoptSolver().solve(prob)
     assert any("not a rigid-grasp model" in n for n in pol.info["notes"])
+
+
+def test_rigvid_follows_a_rigid_flow_like_trajopt_and_ignores_outlier_tracks(franka):
+    from d2f_plugins.solver.trajopt import AvdcSolver, RigvidSolver
+
+    K = 30
+    q_true = _joint_path(np.array(franka.home_q) + [0, 0.2, 0, -0.2, 0, 0.2, 0],
+                         np.array([0.2, 0.1, -0.2, 0.3, 0.1, -0.2, 0.4]), K)
+    P, _, Ts = _rigid_flow(franka, q_true, seed=6, spread=0.03)
+    noisy = P.copy()
+    noisy[K // 2:, :8] += 0.08  # 10 % of the tracks jump 8 cm: a pose fit (RANSAC) ignores them
+    pol = RigvidSolver().solve(_problem(franka, noisy, q_true[0]))
+    assert pol.info["executable"], pol.info.get("reason")
+    follow = next(s for s in pol.segments if s.name == "follow")
+    assert np.linalg.norm(franka.fk(follow.q[-1])[:3, 3] - Ts[-1][:3, 3]) < 0.005
+    assert pol.info["rigid_track"]["valid_frames"] == K
+    with pytest.raises(ValueError, match="extras"):  # AVDC reads pixels: without the video it says so
+        AvdcSolver().solve(_problem(franka, P, q_true[0]))

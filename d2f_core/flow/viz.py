@@ -86,6 +86,19 @@ def write_overlay(path: str | Path, frames: np.ndarray, tracks: Tracks2D, fps: f
     return path, ""
 
 
+def _equal_axes(ax, pts: np.ndarray) -> None:
+    """Equal metre scales on x, y, z around ``pts`` (M x 3, at least 4 cm across), labelled."""
+    if len(pts):
+        lo, hi = pts.min(0), pts.max(0)
+        c, r = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 0.02)
+        ax.set_xlim(c[0] - r, c[0] + r)
+        ax.set_ylim(c[1] - r, c[1] + r)
+        ax.set_zlim(c[2] - r, c[2] + r)
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_zlabel("z (m)")
+
+
 def write_plot3d(path: str | Path, flow: ObjectFlow, *, title: str = "", max_points: int = 200) -> tuple[Path | None, str]:
     """A 3D plot of the flow (PNG, world frame, metres): trajectories coloured by time, start and end."""
     try:
@@ -115,16 +128,7 @@ def write_plot3d(path: str | Path, flow: ObjectFlow, *, title: str = "", max_poi
     for t in mid:
         v = V[t]
         ax.scatter(P[t, v, 0], P[t, v, 1], P[t, v, 2], s=2, color=cmap(t / max(T - 1, 1)), alpha=0.5)
-    vis_pts = P[V]
-    if len(vis_pts):
-        lo, hi = vis_pts.min(0), vis_pts.max(0)
-        c, r = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 0.02)
-        ax.set_xlim(c[0] - r, c[0] + r)
-        ax.set_ylim(c[1] - r, c[1] + r)
-        ax.set_zlim(c[2] - r, c[2] + r)
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_zlabel("z (m)")
+    _equal_axes(ax, P[V])
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(title or f"3D object flow: {N} points x {T} frames (world frame)", fontsize=9)
     fig.tight_layout()
@@ -187,15 +191,7 @@ def write_plan_plot(path: str | Path, targets: np.ndarray, visible: np.ndarray, 
     cp = pr.mean(1)
     ax.plot(ct[:, 0], ct[:, 1], ct[:, 2], color="tab:blue", lw=2, label="motion to follow (visible points)")
     ax.plot(cp[:, 0], cp[:, 1], cp[:, 2], color="tab:orange", lw=2, ls="--", label="held points under the plan")
-    allp = np.concatenate([tg[V], pr.reshape(-1, 3)])
-    lo, hi = allp.min(0), allp.max(0)
-    c, r = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 0.02)
-    ax.set_xlim(c[0] - r, c[0] + r)
-    ax.set_ylim(c[1] - r, c[1] + r)
-    ax.set_zlim(c[2] - r, c[2] + r)
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_zlabel("z (m)")
+    _equal_axes(ax, np.concatenate([tg[V], pr.reshape(-1, 3)]))
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(title or "plan", fontsize=9)
     fig.tight_layout()

@@ -443,12 +443,9 @@ class DeoxysFranka:
         would grasp on 0, see the module docstring). Not clipped and not sent: :meth:`send` checks it.
         """
         q = self.arm._q(q_target, "q_target")
-        try:
-            g = float(gripper)
-        except (TypeError, ValueError):
-            raise ValueError(f"gripper: expected a number in [-1, 1] (-1 open, 1 closed), got {gripper!r}") from None
-        if not math.isfinite(g) or g < -1.0 or g > 1.0:
-            raise ValueError(f"gripper: expected a number in [-1, 1] (-1 open, 1 closed), got {gripper!r}")
+        from .robosuite_kinematics import check_gripper
+
+        g = check_gripper(gripper)
         if g == 0.0:
             g = self._last_gripper
         return np.append(q, g)

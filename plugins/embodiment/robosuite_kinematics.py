@@ -82,6 +82,17 @@ def check_q(q: Any, dof: int, name: str = "q") -> np.ndarray:
     return a
 
 
+def check_gripper(gripper: Any) -> float:
+    """A gripper command in [-1 open, 1 closed] as a float, or ValueError naming ``gripper``."""
+    try:
+        g = float(gripper)
+    except (TypeError, ValueError):
+        raise ValueError(f"gripper: expected a number in [-1, 1] (-1 open, 1 closed), got {gripper!r}") from None
+    if not math.isfinite(g) or g < -1.0 or g > 1.0:
+        raise ValueError(f"gripper: expected a number in [-1, 1] (-1 open, 1 closed), got {gripper!r}")
+    return g
+
+
 def check_pose(T: Any, name: str = "T_world_ee") -> np.ndarray:
     """A float64 copy of a 4x4 rigid transform, or ValueError naming ``name``."""
     try:

@@ -498,12 +498,9 @@ class RobosuiteArm:
         """The bound world's full action vector driving the arm to ``q_target`` (radians, clipped to
         joint_limits); ``gripper`` in [-1 open, 1 closed] (see the module docstring)."""
         q = np.clip(self._q(q_target, "q_target"), self.joint_limits[:, 0], self.joint_limits[:, 1])
-        try:
-            g = float(gripper)
-        except (TypeError, ValueError):
-            raise ValueError(f"gripper: expected a number in [-1, 1] (-1 open, 1 closed), got {gripper!r}") from None
-        if not math.isfinite(g) or g < -1.0 or g > 1.0:
-            raise ValueError(f"gripper: expected a number in [-1, 1] (-1 open, 1 closed), got {gripper!r}")
+        from .robosuite_kinematics import check_gripper
+
+        g = check_gripper(gripper)
         self._live()
         assert self._template is not None and self._arm_slice is not None
         a = self._template.copy()

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from d2f_core import Grasp, Manifest, ObjectFlow, hookimpl
 from d2f_core.protocols import Problem
 
-from .execution import PhasePolicy, Segment, fit_pose_spline, ik_chain, resample_poses, so3_log
+from .execution import PhasePolicy, Segment, fit_pose_spline, ik_chain, resample_poses
 from .flow_trajopt import TrajoptWeights, optimise_tracking
 
 __all__ = ["TrajoptOptions", "TrajoptSolver", "AvdcSolver", "RigvidSolver"]
