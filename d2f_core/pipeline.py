@@ -602,6 +602,10 @@ def _load_flow(run: Run) -> ObjectFlow:
     qpath = run.out_dir / "flow.quality.json"
     if qpath.is_file():
         run.quality = json.loads(qpath.read_text())
+    pictures = {name: f for name, f in (("overlay", "flow_overlay.mp4"), ("plot3d", "flow_3d.png"),
+                                        ("rerun", "flow.rrd")) if (run.out_dir / f).is_file()}
+    if pictures:  # a resumed run still lists the pictures its cached flow stage drew
+        run.result.setdefault("pictures", {}).update(pictures)
     return ObjectFlow.load(run.out_dir / "flow.npz")
 
 
