@@ -266,6 +266,8 @@ class Run:
                                            "error": f"{type(e).__name__}: {e}"}
                 self.result["stopped_at"] = stage.name
                 self.result["message"] = f"stage {stage.name!r} failed: {type(e).__name__}: {e}"
+                if self.config.world is not None and self.config.solver is not None:
+                    self.result["success"] = False  # an episode that was to act, and could not: a failure
                 (self.out_dir / "error.log").write_text(traceback.format_exc())
                 self._write_result()
                 raise StageError(stage.name, f"{type(e).__name__}: {e}") from e

@@ -137,3 +137,4 @@ def test_a_failing_stage_keeps_earlier_work(scene_files, tmp_path):
     res = json.loads((out / "result.json").read_text())
     assert res["stopped_at"] == "depth" and res["stages"]["video"]["status"] == "done"
     assert (out / "video.npz").exists() and (out / "error.log").exists()
+    assert res["success"] is False  # a run with a world and a solver that could not act has failed
