@@ -202,7 +202,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         else:
             p = Path(path)
             if not p.is_file():
-                raise ConfigError(f"{p}: config file not found")
+                p = _recipe(p)
             try:
                 raw = yaml.safe_load(p.read_text()) or {}
             except yaml.YAMLError as e:
@@ -213,6 +213,27 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         raise ConfigError(f"{source}: the top level must be a mapping (task:, world:, video:, ...)")
     raw = apply_overrides(_deepcopy(raw), list(overrides))
     return config_from_dict(raw, source=source)
+
+
+def recipes() -> dict[str, Path]:
+    """The configs shipped with the package (``configs/*.yaml``, package ``d2f_configs``): name -> path."""
+    from importlib.resources import files
+
+    try:
+        root = Path(str(files("d2f_configs")))
+    except ModuleNotFoundError:
+        return {}
+    return {f.stem: f for f in sorted(root.glob("*.yaml"))}
+
+
+def _recipe(p: Path) -> Path:
+    """A missing config path that names a shipped recipe (``open_oven``, ``configs/open_oven.yaml``)
+    resolves to it, so recipes run from any folder; else a ConfigError listing them."""
+    known = recipes()
+    if p.stem in known and (p.suffix in ("", ".yaml") and p.parent.name in ("", "configs", ".")):
+        return known[p.stem]
+    names = ", ".join(known) or "none installed"
+    raise ConfigError(f"{p}: config file not found; shipped recipes (use the name or configs/NAME.yaml): {names}")
 
 
 def _deepcopy(d: Any) -> Any:

@@ -46,3 +46,15 @@ def test_errors_name_the_path_and_suggest(tmp_path):
     p.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(p)
+
+
+def test_shipped_recipes_resolve_by_name_from_any_folder(tmp_path, monkeypatch):
+    from d2f_core.config import ConfigError, load_config, recipes
+
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
+    assert {"demo", "bread_in_bowl", "open_oven", "open_door", "cover_bowl"} <= set(recipes())
+    cfg = load_config("open_oven", ["solver.plugin=rigvid"])
+    assert cfg.world.options["task"] == "open_oven" and cfg.solver.plugin == "rigvid"
+    assert load_config("configs/bread_in_bowl.yaml").task.object == "bread"
+    with pytest.raises(ConfigError, match="shipped recipes.*open_oven"):
+        load_config("configs/open_ovn.yaml")
