@@ -72,6 +72,10 @@ class TrajoptOptions(BaseModel):
     grasp_fallbacks: int = Field(default=10, ge=0,
                                  description="when the chosen grasp (or its pre-grasp) is out of reach, try up to "
                                              "this many other candidates, nearest to it first")
+    good_tracking_error: float = Field(default=0.03, gt=0.0,
+                                       description="a grasp whose optimised motion follows the object this closely "
+                                                   "(metres, as max_tracking_error) is taken at once; otherwise up "
+                                                   "to grasp_attempts grasps are optimised and the closest wins")
     grasp_attempts: int = Field(default=4, ge=1,
                                 description="reachable grasps whose motion is optimised before the motion is "
                                             "declared unreachable")
@@ -259,7 +263,7 @@ class TrajoptSolver:
                        tg=tg, vis=vis, local=local, T_at_grasp=T_at_grasp, res=res, start=start)
             if best is None or res.max_error < best["res"].max_error:
                 best = att
-            if res.max_error <= o.max_tracking_error or optimised >= o.grasp_attempts:
+            if res.max_error <= o.good_tracking_error or optimised >= o.grasp_attempts:
                 break
         if best is None:
             info["grasp"] = {"tried": tried}
