@@ -46,7 +46,10 @@ KNOWN = {  # what the runs showed when a task fails for every solver (checked by
                  "carries the handle to 0.73 rad, then one finger pad loses contact and the lever springs back, "
                  "short of the ~1 rad the latch needs; the rigid-grasp assumption fails here whatever motion is "
                  "followed (tracking the small, untextured lever with Lucas-Kanade is also poor: 28 mm median "
-                 "error 14 frames in, 8 mm with 97 frames)",
+                 "error 14 frames in, 8 mm with 97 frames). With 97 frames and each of seed 0's first 10 grasps "
+                 "forced in turn, one opens the door (hinge 0.40 rad) and two turn the handle fully (1.14-1.19 "
+                 "rad) but pull the door only 0.05-0.08 rad; with the default grasp choice, seeds 0-4 all fail: "
+                 "which grasp survives the turn is not something the flow or the tracking error tells apart",
     "cover_bowl": "the antipodal sampler finds no grasp on the flat cloth (2 mm thick on the table: no two opposing "
                   "surfaces within the gripper's 8 cm); a pinch grasp would be needed (the paper's scarf was "
                   "crumpled, and even there the rigid-grasp model managed 3/10)",
