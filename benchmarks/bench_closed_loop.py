@@ -114,7 +114,8 @@ def trajopt_speed(repeats: int = 10) -> dict:
     import numpy as np
 
     from d2f_plugins.embodiment.robosuite_robots import FrankaOptions, _franka
-    from d2f_plugins.solver.flow_trajopt import optimise_tracking, points_in_ee
+    from d2f_core.geometry import to_frame
+    from d2f_plugins.solver.flow_trajopt import optimise_tracking
 
     emb = _franka(FrankaOptions())
     times, errs = [], []
@@ -127,7 +128,7 @@ def trajopt_speed(repeats: int = 10) -> dict:
             if np.min(np.minimum(q - lim[:, 0], lim[:, 1] - q)) >= 0.1:
                 break
         T0 = emb.fk(q[0])
-        local = points_in_ee(T0, T0[:3, 3] + rng.normal(0, 0.04, (64, 3)))
+        local = to_frame(T0, T0[:3, 3] + rng.normal(0, 0.04, (64, 3)))
         Ts, _ = emb.fk_jacobian(q)
         P = np.einsum("kab,nb->kna", Ts[:, :3, :3], local) + Ts[:, None, :3, 3]
         vis = rng.random(P.shape[:2]) > 0.3

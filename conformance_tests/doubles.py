@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from d2f_core.geometry import rotation_angle
 from d2f_core.protocols import IKResult, Problem
 from d2f_core.types import RGBD, DataError, DepthVideo, Grasp, ObjectFlow, Observation, Task, Video
 
@@ -37,10 +38,6 @@ def _vector(name: str, value: Any, n: int) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise DataError(f"{name}: contains NaN or inf")
     return a
-
-
-def _rotation_angle(R: np.ndarray) -> float:
-    return float(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)))
 
 
 class CartesianEmbodiment:
@@ -81,7 +78,7 @@ class CartesianEmbodiment:
             _vector("q_init", q_init, 3)
         q = np.clip(T[:3, 3], self.joint_limits[:, 0], self.joint_limits[:, 1])
         pos_err = float(np.linalg.norm(q - T[:3, 3]))
-        rot_err = _rotation_angle(R_DOWN.T @ T[:3, :3])
+        rot_err = rotation_angle(R_DOWN.T @ T[:3, :3])
         ok = pos_err <= 1e-6 and (position_only or rot_err <= 1e-6)
         return IKResult(q=q, success=bool(ok), position_error=pos_err, rotation_error=rot_err)
 

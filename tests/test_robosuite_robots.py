@@ -23,17 +23,8 @@ pytest.importorskip("mujoco")
 
 pytestmark = pytest.mark.sim
 
+from d2f_core.geometry import rotation_angle, so3_log  # noqa: E402
 from d2f_core.registry import OptionsError, get_registry  # noqa: E402
-
-
-def so3_angle(R: np.ndarray) -> float:
-    return math.acos(min(1.0, max(-1.0, (float(np.trace(R)) - 1.0) / 2.0)))
-
-
-def so3_log(R: np.ndarray) -> np.ndarray:
-    from d2f_plugins.embodiment.robosuite_kinematics import so3_log as log
-
-    return log(R)
 
 
 def make(name: str, **options):
@@ -173,7 +164,7 @@ def test_ik_round_trip_from_home(embodiments, name):
         assert np.all(res.q >= emb.joint_limits[:, 0]) and np.all(res.q <= emb.joint_limits[:, 1])
         T = emb.fk(res.q)
         assert np.linalg.norm(T[:3, 3] - target[:3, 3]) < 1e-3
-        assert so3_angle(T[:3, :3].T @ target[:3, :3]) < 1e-2
+        assert rotation_angle(T[:3, :3].T @ target[:3, :3]) < 1e-2
         assert abs(res.position_error - np.linalg.norm(T[:3, 3] - target[:3, 3])) < 1e-9
     # position only: any orientation goes
     target = emb.fk(random_q(emb, rng))
@@ -311,7 +302,7 @@ def assert_fk_matches_live(emb, world):
     live = world.site_pose(emb.ee_site)
     T = emb.fk(emb.current_q())
     assert np.linalg.norm(T[:3, 3] - live[:3, 3]) < 1e-3
-    assert math.degrees(so3_angle(T[:3, :3].T @ live[:3, :3])) < 0.5
+    assert math.degrees(rotation_angle(T[:3, :3].T @ live[:3, :3])) < 0.5
     return T, live
 
 
@@ -325,7 +316,7 @@ def check_bound(emb, world, rng, *, steps=12, jump=0.15, tol=0.02):
     Ts = emb.T_world_base @ emb._standalone.fk(emb.current_q())
     out["standalone_vs_bound_m"] = float(np.linalg.norm(Ts[:3, 3] - T[:3, 3]))
     if not emb.info.torso_joints:
-        assert out["standalone_vs_bound_m"] < 1e-6 and so3_angle(Ts[:3, :3].T @ T[:3, :3]) < 1e-6
+        assert out["standalone_vs_bound_m"] < 1e-6 and rotation_angle(Ts[:3, :3].T @ T[:3, :3]) < 1e-6
     # fk / jacobian / ik never touch the live simulation
     qpos, site = world.data.qpos.copy(), world.data.site_xpos.copy()
     emb.jacobian(emb.home_q)

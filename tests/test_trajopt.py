@@ -17,10 +17,10 @@ from d2f_core.protocols import Problem
 pytest.importorskip("mujoco")
 pytest.importorskip("robosuite")
 
-from d2f_plugins.dynamics.rigid_grasp import RigidGraspDynamics, rotvec_to_matrix  # noqa: E402
-from d2f_plugins.solver.execution import (PhasePolicy, Segment, fit_pose_spline, resample_poses,  # noqa: E402
-                                          so3_log)
-from d2f_plugins.solver.flow_trajopt import optimise_tracking, points_in_ee  # noqa: E402
+from d2f_core.geometry import so3_exp, so3_log, to_frame  # noqa: E402
+from d2f_plugins.dynamics.rigid_grasp import RigidGraspDynamics  # noqa: E402
+from d2f_plugins.solver.execution import PhasePolicy, Segment, fit_pose_spline, resample_poses  # noqa: E402
+from d2f_plugins.solver.flow_trajopt import optimise_tracking  # noqa: E402
 from d2f_plugins.solver.trajopt import TrajoptOptions, TrajoptSolver  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def _rigid_flow(franka, q_path: np.ndarray, n: int = 80, seed: int = 0, spread: 
     rng = np.random.default_rng(seed)
     T0 = franka.fk(q_path[0])
     pts0 = T0[:3, 3] + rng.normal(0.0, spread, (n, 3))
-    local = points_in_ee(T0, pts0)
+    local = to_frame(T0, pts0)
     Ts, _ = franka.fk_jacobian(q_path)
     P = np.einsum("kab,nb->kna", Ts[:, :3, :3], local) + Ts[:, None, :3, 3]
     return P, local, Ts
@@ -51,7 +51,7 @@ def _rigid_flow(franka, q_path: np.ndarray, n: int = 80, seed: int = 0, spread: 
 def test_rigid_grasp_predicts_known_rigid_motions():
     dyn = RigidGraspDynamics()
     T = np.eye(4)
-    T[:3, :3] = rotvec_to_matrix(np.array([0.1, -0.2, 0.3]))
+    T[:3, :3] = so3_exp(np.array([0.1, -0.2, 0.3]))
     T[:3, 3] = [0.4, -0.1, 0.9]
     dyn.attach(T)
     pts = np.random.default_rng(1).normal(0, 0.05, (30, 3)) + T[:3, 3]

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from d2f_core.geometry import so3_log
+
 from ..results import CheckFailed, CheckSkipped
 from ..scenes import CheckEnv
 from .common import Check, blocked_by, Snapshot, call, common_checks, expect_value_error, require_cap
@@ -15,26 +17,6 @@ FD_STEP = 1e-6
 JAC_RTOL = 1e-3
 IK_POS_TOL = 1e-3  # metres
 IK_ROT_TOL = 0.01  # radians
-
-
-def so3_log(R: np.ndarray) -> np.ndarray:
-    """Rotation vector (axis * angle, radians) of a rotation matrix."""
-    R = np.asarray(R, np.float64)
-    vee = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
-    cos = np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)
-    theta = float(np.arccos(cos))
-    if theta < 1e-6:
-        return 0.5 * vee
-    if np.pi - theta < 1e-4:  # near pi: axis from the symmetric part
-        B = (R + np.eye(3)) / 2.0
-        axis = np.sqrt(np.clip(np.diag(B), 0.0, None))
-        k = int(np.argmax(axis))
-        axis = B[k] / max(axis[k], 1e-12)
-        axis /= np.linalg.norm(axis)
-        if np.dot(axis, vee) < 0:
-            axis = -axis
-        return theta * axis
-    return theta / (2.0 * np.sin(theta)) * vee
 
 
 def _description(component: Any) -> tuple[int, np.ndarray]:

@@ -24,8 +24,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from d2f_core import Manifest, hookimpl
+from d2f_core.geometry import from_frame, so3_exp, to_frame
 
-__all__ = ["RigidGraspOptions", "RigidGraspDynamics", "rotvec_to_matrix"]
+__all__ = ["RigidGraspOptions", "RigidGraspDynamics"]
 
 
 class RigidGraspOptions(BaseModel):
@@ -33,20 +34,6 @@ class RigidGraspOptions(BaseModel):
 
     max_distance: float = Field(default=0.6, gt=0.0,
                                 description="points farther than this from the grasp point are not held, metres")
-
-
-def rotvec_to_matrix(rv: np.ndarray) -> np.ndarray:
-    """(..., 3) rotation vectors (radians) -> (..., 3, 3) rotation matrices (Rodrigues)."""
-    rv = np.asarray(rv, dtype=np.float64)
-    th = np.linalg.norm(rv, axis=-1, keepdims=True)
-    safe = np.where(th > 1e-12, th, 1.0)
-    k = rv / safe
-    K = np.zeros(rv.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2] = -k[..., 2], k[..., 1]
-    K[..., 1, 0], K[..., 1, 2] = k[..., 2], -k[..., 0]
-    K[..., 2, 0], K[..., 2, 1] = -k[..., 1], k[..., 0]
-    s, c = np.sin(th)[..., None], np.cos(th)[..., None]
-    return np.eye(3) + s * K + (1 - c) * (K @ K)
 
 
 def _pose(T: Any, name: str) -> np.ndarray:
@@ -80,13 +67,11 @@ class RigidGraspDynamics:
 
     def local(self, points: np.ndarray, T_world_ee: np.ndarray | None = None) -> np.ndarray:
         """Points (N x 3, world) in the end-effector frame at the grasp (default: the attached pose)."""
-        T = self.T_world_ee if T_world_ee is None else _pose(T_world_ee, "T_world_ee")
-        return (np.asarray(points, dtype=np.float64) - T[:3, 3]) @ T[:3, :3]
+        return to_frame(self.T_world_ee if T_world_ee is None else _pose(T_world_ee, "T_world_ee"), points)
 
     def moved(self, local: np.ndarray, T_world_ee: np.ndarray) -> np.ndarray:
         """Held points (N x 3 in the end-effector frame) for poses (K x 4 x 4) -> K x N x 3 world."""
-        T = _pose(T_world_ee, "T_world_ee").reshape(-1, 4, 4)
-        return np.einsum("kab,nb->kna", T[:, :3, :3], np.asarray(local, dtype=np.float64)) + T[:, None, :3, 3]
+        return from_frame(_pose(T_world_ee, "T_world_ee"), local)
 
     def predict(self, points: np.ndarray, actions: np.ndarray) -> np.ndarray:
         p = np.asarray(points, dtype=np.float64)
@@ -98,7 +83,7 @@ class RigidGraspDynamics:
         if not (np.all(np.isfinite(p)) and np.all(np.isfinite(a))):
             raise ValueError("points/actions: contain NaN or inf")
         o = self.T_world_ee[:3, 3]
-        R = rotvec_to_matrix(a[:, 3:])
+        R = so3_exp(a[:, 3:])
         out = np.einsum("bij,nj->bni", R, p - o) + o + a[:, None, :3]
         return out.astype(np.float32)
 

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from d2f_core import IKResult, Manifest, hookimpl
+from d2f_core.geometry import rotation_angle
 
 __all__ = ["PointMassOptions", "PointMass", "EE_ROTATION"]
 
@@ -77,12 +78,6 @@ def _check_vector(name: str, value: Any, n: int) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name}: contains NaN or inf; joint positions must be finite metres")
     return a
-
-
-def rotation_angle(R: np.ndarray) -> float:
-    """Geodesic angle of a rotation matrix, radians in [0, pi]."""
-    c = (float(np.trace(R)) - 1.0) / 2.0
-    return float(math.acos(min(1.0, max(-1.0, c))))
 
 
 class PointMass:

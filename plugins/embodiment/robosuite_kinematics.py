@@ -35,38 +35,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from d2f_core import IKResult
+from d2f_core.geometry import rotation_angle, so3_log  # noqa: F401 (re-exported)
 
 __all__ = ["headless_gl", "ArmKinematics", "IKSettings", "RobotModelInfo", "build_robot_model", "so3_log", "rotation_angle",
            "check_q", "check_pose", "quiet_robosuite"]
 
 
 # --------------------------------------------------------------------------- small helpers
-
-def so3_log(R: np.ndarray) -> np.ndarray:
-    """Rotation vector (axis * angle, radians) of a 3x3 rotation matrix; robust near 0 and pi."""
-    vee = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
-    cos = (R[0, 0] + R[1, 1] + R[2, 2] - 1.0) * 0.5
-    cos = 1.0 if cos > 1.0 else (-1.0 if cos < -1.0 else cos)
-    theta = math.acos(cos)
-    if theta < 1e-6:
-        return 0.5 * vee
-    if math.pi - theta < 1e-4:  # near pi: axis from the symmetric part
-        B = (R + np.eye(3)) * 0.5
-        diag = np.sqrt(np.clip(np.diag(B), 0.0, None))
-        k = int(np.argmax(diag))
-        axis = B[k] / max(diag[k], 1e-12)
-        axis = axis / np.linalg.norm(axis)
-        if float(axis @ vee) < 0:
-            axis = -axis
-        return theta * axis
-    return (theta / (2.0 * math.sin(theta))) * vee
-
-
-def rotation_angle(R: np.ndarray) -> float:
-    """Geodesic angle of a rotation matrix, radians in [0, pi]."""
-    c = (float(np.trace(R)) - 1.0) * 0.5
-    return math.acos(min(1.0, max(-1.0, c)))
-
 
 def check_q(q: Any, dof: int, name: str = "q") -> np.ndarray:
     """A float64 copy of ``q`` with shape (dof,) and finite values, or ValueError naming ``name``."""

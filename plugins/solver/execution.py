@@ -28,33 +28,11 @@ from typing import Any, Callable
 import numpy as np
 
 from d2f_core import IKResult
+from d2f_core.geometry import so3_exp, so3_log
 
-__all__ = ["fit_pose_spline", "resample_poses", "ik_chain", "Segment", "PhasePolicy", "so3_log", "so3_exp"]
+__all__ = ["fit_pose_spline", "resample_poses", "ik_chain", "Segment", "PhasePolicy"]
 
 IKFn = Callable[[np.ndarray, np.ndarray], IKResult]
-
-
-def so3_log(R: np.ndarray) -> np.ndarray:
-    """Rotation matrix -> rotation vector (radians), robust near pi."""
-    R = np.asarray(R, dtype=np.float64)
-    c = min(1.0, max(-1.0, (np.trace(R) - 1.0) / 2.0))
-    th = math.acos(c)
-    if th < 1e-9:
-        return np.zeros(3)
-    if math.pi - th < 1e-6:
-        A = (R + np.eye(3)) / 2.0
-        k = np.sqrt(np.maximum(np.diag(A), 0.0))
-        i = int(np.argmax(k))
-        v = A[:, i] / max(k[i], 1e-12)
-        return th * v / np.linalg.norm(v)
-    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
-    return th * w / (2.0 * math.sin(th))
-
-
-def so3_exp(v: np.ndarray) -> np.ndarray:
-    from d2f_plugins.dynamics.rigid_grasp import rotvec_to_matrix
-
-    return rotvec_to_matrix(np.asarray(v, dtype=np.float64))
 
 
 def fit_pose_spline(poses: np.ndarray, smoothing: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:

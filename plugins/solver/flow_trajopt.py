@@ -38,7 +38,9 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["TrajoptWeights", "TrajoptResult", "optimise_tracking", "points_in_ee", "skew"]
+from d2f_core.geometry import from_frame, skew
+
+__all__ = ["TrajoptWeights", "TrajoptResult", "optimise_tracking"]
 
 FkJac = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(K, dof) joints -> ((K, 4, 4) end-effector poses, (K, 6, dof) Jacobians, rows (v; omega))."""
@@ -84,26 +86,6 @@ class TrajoptResult:
     history: list[float] = field(default_factory=list)
 
 
-def skew(v: np.ndarray) -> np.ndarray:
-    """(..., 3) -> (..., 3, 3) cross-product matrices: skew(a) @ b == a x b."""
-    v = np.asarray(v, dtype=np.float64)
-    z = np.zeros(v.shape[:-1])
-    return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1),
-                     np.stack([v[..., 2], z, -v[..., 0]], -1),
-                     np.stack([-v[..., 1], v[..., 0], z], -1)], -2)
-
-
-def points_in_ee(T_world_ee: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """World points (N, 3) -> their coordinates in the end-effector frame ``T_world_ee`` (4x4)."""
-    T = np.asarray(T_world_ee, dtype=np.float64)
-    return (np.asarray(points, dtype=np.float64) - T[:3, 3]) @ T[:3, :3]
-
-
-def _moved(T: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """(K,4,4) poses, (N,3) local points -> (K, N, 3) world points."""
-    return np.einsum("kab,nb->kna", T[:, :3, :3], local) + T[:, None, :3, 3]
-
-
 def _manip(J: np.ndarray) -> np.ndarray:
     Jv = J[:, :3, :]
     d = np.linalg.det(Jv @ np.swapaxes(Jv, 1, 2))
@@ -127,7 +109,7 @@ class _Problem:
         (flow and manipulability: one dof x dof block per step; smoothness: block tridiagonal)."""
         w, K1, dof = self.w, self.K - 1, self.dof
         T, J = self.fk_jac(q)
-        P = _moved(T, self.local)  # K1 x N x 3
+        P = from_frame(T, self.local)  # K1 x N x 3
         vis = self.vis[1:]
         s = self.scale[1:]
         e = (P - self.targets[1:]) * vis[..., None]

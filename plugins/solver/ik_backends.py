@@ -128,7 +128,7 @@ def _check_embodiment(embodiment: Any, need: tuple[str, ...]) -> tuple[int, np.n
 
 def _pose_errors(T: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     """(position error m, rotation error rad) of pose T against target."""
-    from d2f_plugins.embodiment.robosuite_kinematics import rotation_angle
+    from d2f_core.geometry import rotation_angle
 
     return (float(np.linalg.norm(T[:3, 3] - target[:3, 3])),
             rotation_angle(target[:3, :3] @ T[:3, :3].T))

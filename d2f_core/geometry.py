@@ -1,0 +1,71 @@
+"""Rotations and rigid transforms shared by plugins, solvers and the conformance suite (pure numpy).
+
+Rotation matrices are 3x3, rotation vectors are axis * angle (radians), poses are 4x4 homogeneous
+transforms (``T_world_x``: x's frame in the world frame, metres).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["so3_log", "so3_exp", "rotation_angle", "skew", "to_frame", "from_frame"]
+
+
+def so3_log(R: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis * angle, radians) of a 3x3 rotation matrix; robust near 0 and pi."""
+    R = np.asarray(R, dtype=np.float64)
+    vee = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    cos = (R[0, 0] + R[1, 1] + R[2, 2] - 1.0) * 0.5
+    cos = 1.0 if cos > 1.0 else (-1.0 if cos < -1.0 else cos)
+    theta = math.acos(cos)
+    if theta < 1e-6:
+        return 0.5 * vee
+    if math.pi - theta < 1e-4:  # near pi: axis from the symmetric part
+        B = (R + np.eye(3)) * 0.5
+        diag = np.sqrt(np.clip(np.diag(B), 0.0, None))
+        k = int(np.argmax(diag))
+        axis = B[k] / max(diag[k], 1e-12)
+        axis = axis / np.linalg.norm(axis)
+        if float(axis @ vee) < 0:
+            axis = -axis
+        return theta * axis
+    return (theta / (2.0 * math.sin(theta))) * vee
+
+
+def so3_exp(rv: np.ndarray) -> np.ndarray:
+    """(..., 3) rotation vectors (radians) -> (..., 3, 3) rotation matrices (Rodrigues)."""
+    rv = np.asarray(rv, dtype=np.float64)
+    th = np.linalg.norm(rv, axis=-1, keepdims=True)
+    k = rv / np.where(th > 1e-12, th, 1.0)
+    K = skew(k)
+    s, c = np.sin(th)[..., None], np.cos(th)[..., None]
+    return np.eye(3) + s * K + (1 - c) * (K @ K)
+
+
+def rotation_angle(R: np.ndarray) -> float:
+    """Geodesic angle of a rotation matrix, radians in [0, pi]."""
+    c = (float(np.trace(R)) - 1.0) * 0.5
+    return math.acos(min(1.0, max(-1.0, c)))
+
+
+def skew(v: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 3, 3) cross-product matrices: skew(a) @ b == a x b."""
+    v = np.asarray(v, dtype=np.float64)
+    z = np.zeros(v.shape[:-1])
+    return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1),
+                     np.stack([v[..., 2], z, -v[..., 0]], -1),
+                     np.stack([-v[..., 1], v[..., 0], z], -1)], -2)
+
+
+def to_frame(T_world_x: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """World points (N, 3) -> their coordinates in frame x (``T_world_x``, 4x4)."""
+    T = np.asarray(T_world_x, dtype=np.float64)
+    return (np.asarray(points, dtype=np.float64) - T[:3, 3]) @ T[:3, :3]
+
+
+def from_frame(T_world_x: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """Points fixed in frame x (N, 3) -> world points for each pose (K x 4 x 4) -> (K, N, 3)."""
+    T = np.asarray(T_world_x, dtype=np.float64).reshape(-1, 4, 4)
+    return np.einsum("kab,nb->kna", T[:, :3, :3], np.asarray(local, dtype=np.float64)) + T[:, None, :3, 3]
