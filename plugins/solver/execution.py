@@ -112,18 +112,12 @@ class IKChain:
 
 
 def ik_chain(ik: IKFn, poses: np.ndarray, q_seed: np.ndarray, *, position_tolerance: float = 0.005,
-             rotation_tolerance: float = 0.05, q_hints: np.ndarray | None = None) -> IKChain:
-    """IK for each pose, each seeded by the previous solution (or ``q_hints[i]`` when given)."""
+             rotation_tolerance: float = 0.05) -> IKChain:
+    """IK for each pose, each seeded by the previous solution (the first by ``q_seed``)."""
     q_prev = np.asarray(q_seed, dtype=np.float64)
     qs, pe, re, bad = [], [], [], []
     for i, T in enumerate(poses):
-        seed = q_prev if q_hints is None else q_hints[i]
-        res = ik(T, seed)
-        if q_hints is not None and (res.position_error > position_tolerance
-                                    or res.rotation_error > rotation_tolerance):
-            alt = ik(T, q_prev)
-            if alt.position_error + 0.1 * alt.rotation_error < res.position_error + 0.1 * res.rotation_error:
-                res = alt
+        res = ik(T, q_prev)
         qs.append(np.asarray(res.q, dtype=np.float64))
         pe.append(res.position_error)
         re.append(res.rotation_error)

@@ -138,10 +138,10 @@ class TrajoptSolver:
         self.options = options or TrajoptOptions()
 
     # -------------------------------------------------------------- what to follow
-    def targets(self, problem: Problem, held: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """(K x N x 3 targets, K x N visible, info) for the held first-frame points ``held`` (indices)."""
+    def targets(self, problem: Problem) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """(T x N x 3 targets, T x N visible, info) for every flow point: what the held points follow."""
         f = problem.flow
-        return f.points[:, held].astype(np.float64), f.visible[:, held].copy(), {}
+        return f.points.astype(np.float64), f.visible.copy(), {}
 
     @staticmethod
     def _warm_start(ik, local: np.ndarray, tg: np.ndarray, vis: np.ndarray, q_grasp: np.ndarray) -> np.ndarray:
@@ -200,10 +200,7 @@ class TrajoptSolver:
             return PhasePolicy([], emb.joint_action, np.ones(emb.dof), info=info, executable=False)
 
         # the motion to follow, for every flow point (the held ones are picked per grasp)
-        try:
-            tg_all, vis_all, tinfo = self.targets(problem, np.arange(flow.num_points))
-        except _Unreachable as e:
-            return refuse(str(e))
+        tg_all, vis_all, tinfo = self.targets(problem)
         info.update(tinfo)
         steps = _subsample(tg_all.shape[0], o.max_steps)
         p0 = flow.points[0].astype(np.float64)
@@ -348,21 +345,28 @@ class TrajoptSolver:
         return pol
 
 
+def _rigidly_moved(track: Any, flow: ObjectFlow) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The baselines' targets: every first-frame flow point moved by the per-frame rigid transform,
+    "visible" wherever the transform was estimated."""
+    from .rigid_tracks import apply
+
+    pts = apply(track, flow.points[0].astype(np.float64))
+    vis = np.repeat(track.valid[:, None], flow.num_points, 1)
+    return pts, vis, {"rigid_track": {"valid_frames": int(track.valid.sum()),
+                                      "rms_mm": [round(1000 * float(x), 2) for x in track.rms_m]}}
+
+
 class RigvidSolver(TrajoptSolver):
     """Baseline: a rigid 6-DoF object pose track fitted to the 3D flow points (RIGVid-style)."""
 
     name = "rigvid"
     motion = "rigid pose track fitted to the 3D flow (RANSAC + Kabsch per frame)"
 
-    def targets(self, problem: Problem, held: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        from .rigid_tracks import apply, rigid_track_from_flow
+    def targets(self, problem: Problem) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        from .rigid_tracks import rigid_track_from_flow
 
         f = problem.flow
-        track = rigid_track_from_flow(f.points, f.visible, seed=self.options.seed)
-        pts = apply(track, f.points[0, held].astype(np.float64))
-        vis = np.repeat(track.valid[:, None], len(held), 1)
-        return pts, vis, {"rigid_track": {"valid_frames": int(track.valid.sum()),
-                                          "rms_mm": [round(1000 * float(x), 2) for x in track.rms_m]}}
+        return _rigidly_moved(rigid_track_from_flow(f.points, f.visible, seed=self.options.seed), f)
 
 
 class AvdcSolver(TrajoptSolver):
@@ -371,8 +375,8 @@ class AvdcSolver(TrajoptSolver):
     name = "avdc"
     motion = "rigid transforms from dense optical flow + depth (RANSAC + Kabsch per frame pair)"
 
-    def targets(self, problem: Problem, held: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        from .rigid_tracks import apply, avdc_track
+    def targets(self, problem: Problem) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        from .rigid_tracks import avdc_track
 
         ex = problem.extras
         missing = [k for k in ("video", "depth", "mask") if ex.get(k) is None]
@@ -386,11 +390,7 @@ class AvdcSolver(TrajoptSolver):
         cam = problem.observation.rgbd.camera if problem.observation.rgbd is not None else ex.get("camera")
         track = avdc_track(np.asarray(frames), np.asarray(d, dtype=np.float32), np.asarray(ex["mask"], bool), cam,
                            flow_method=self.options.flow_method, seed=self.options.seed)
-        f = problem.flow
-        pts = apply(track, f.points[0, held].astype(np.float64))
-        vis = np.repeat(track.valid[:, None], len(held), 1)
-        return pts, vis, {"rigid_track": {"valid_frames": int(track.valid.sum()),
-                                          "rms_mm": [round(1000 * float(x), 2) for x in track.rms_m]}}
+        return _rigidly_moved(track, problem.flow)
 
 
 def _trajopt(options: TrajoptOptions | None, ctx: Any = None) -> TrajoptSolver:
