@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from d2f_core import DataError, DepthVideo, Manifest, ModelInputSpec, Video, hookimpl
 from d2f_core.registry import PluginUnavailableError
 from d2f_core.validate import check_video
+from d2f_plugins._checkout import add_to_path
 
 __all__ = ["SpatialTrackerV2Options", "SpatialTrackerV2Depth", "back_to_video_frame"]
 
@@ -102,8 +103,8 @@ def _available() -> str | None:
 
 def _import_upstream() -> tuple[Any, Any, Any]:
     root = _checkout()
-    if root is not None and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    if root is not None:
+        add_to_path(root)
     loaded = sys.modules.get("models")
     if loaded is not None and root is not None:
         where = Path(getattr(loaded, "__file__", "") or "").resolve()

@@ -46,14 +46,13 @@ Conversions at this adapter's edge:
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from d2f_core import RGBD, DataError, Grasp, Manifest, hookimpl
 from d2f_core.registry import PluginUnavailableError
 from d2f_core.validate import check_mask
+from d2f_plugins._checkout import add_to_path, in_dir
 
 __all__ = ["AnyGraspOptions", "AnyGraspGrasper", "M_ANYGRASP_TO_OURS", "anygrasp_to_ours", "top_down_camera"]
 
@@ -130,20 +130,6 @@ def _available() -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _in_dir(d: Path | None) -> Iterator[None]:
-    """Run inside ``d`` (the SDK reads ``license/`` from the current directory)."""
-    if d is None:
-        yield
-        return
-    old = os.getcwd()
-    os.chdir(d)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def anygrasp_to_ours(R: np.ndarray, t: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """AnyGrasp grasps (rotations n x 3 x 3, translations n x 3, depths n) in a view frame ->
     n x 4 x 4 poses in our gripper convention in the same frame (see the module docstring)."""
@@ -198,7 +184,7 @@ class AnyGraspGrasper:
         obj = obj_w @ T_view_world[:3, :3].T + T_view_world[:3, 3]
         lo, hi = obj.min(0) - o.lims_margin, obj.max(0) + o.lims_margin
         lims = [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]), max(0.0, float(lo[2])), float(hi[2])]
-        with _in_dir(self.sdk_dir):
+        with in_dir(self.sdk_dir):
             out = self.anygrasp.get_grasp(pts, cols, lims=lims, apply_object_mask=o.apply_object_mask,
                                           dense_grasp=o.dense_grasp, collision_detection=o.collision_detection)
         gg = out[0] if isinstance(out, tuple) else out
@@ -252,8 +238,8 @@ def _factory(options: AnyGraspOptions | None, ctx: Any = None) -> AnyGraspGraspe
     if not ckpt.is_file():
         raise DataError(f"grasper.options.checkpoint: {ckpt} not found; give the AnyGrasp checkpoint_detection.tar")
     d = _sdk_dir()
-    if d is not None and str(d.resolve()) not in sys.path:
-        sys.path.insert(0, str(d.resolve()))
+    if d is not None:
+        add_to_path(d.resolve())
     try:
         gsnet = importlib.import_module("gsnet")
     except ImportError as e:
@@ -263,7 +249,7 @@ def _factory(options: AnyGraspOptions | None, ctx: Any = None) -> AnyGraspGraspe
                            debug=False)
     anygrasp = gsnet.AnyGrasp(cfgs)
     sdk = d.resolve() if d is not None else None
-    with _in_dir(sdk):
+    with in_dir(sdk):
         try:
             anygrasp.load_net()
         except (Exception, SystemExit) as e:  # licence failures come from the binary

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from d2f_core import DataError, HandTrack, Manifest, ModelInputSpec, Video, hookimpl
 from d2f_core.registry import PluginUnavailableError
 from d2f_core.validate import check_video
+from d2f_plugins._checkout import add_to_path, in_dir
 
 __all__ = ["HaMeROptions", "HaMeRDetector", "crop_to_image"]
 
@@ -101,16 +102,6 @@ def _available() -> str | None:
     if missing:
         return f"needs {', '.join(missing)} (not installed): {INSTALL}"
     return None
-
-
-@contextlib.contextmanager
-def _in_dir(d: Path) -> Iterator[None]:
-    old = os.getcwd()
-    os.chdir(d)
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 @contextlib.contextmanager
@@ -246,8 +237,7 @@ def _factory(options: HaMeROptions | None, ctx: Any = None) -> HaMeRDetector:
           "the MANO right-hand model (licence: https://mano.is.tue.mpg.de)")
     _file(root / "_DATA" / "vitpose_ckpts" / "vitpose+_huge" / "wholebody.pth", "ViTPose",
           f"the ViTPose weights (bash fetch_demo_data.sh in {root})")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    add_to_path(root)
     try:
         import torch
         from detectron2.config import LazyConfig
@@ -260,7 +250,7 @@ def _factory(options: HaMeROptions | None, ctx: Any = None) -> HaMeRDetector:
     except ImportError as e:
         raise PluginUnavailableError(f"hand plugin 'hamer' cannot import its pipeline ({e}); {INSTALL}") from None
     device = torch.device(options.device)
-    with _in_dir(root):
+    with in_dir(root):
         model, model_cfg = load_hamer(str(ckpt))
         model = model.to(device)
         model.eval()

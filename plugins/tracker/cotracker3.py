@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from d2f_core import DataError, Manifest, ModelInputSpec, Tracks2D, Video, hookimpl
 from d2f_core.registry import PluginUnavailableError
 from d2f_core.validate import check_queries, check_video
+from d2f_plugins._checkout import add_to_path
 
 __all__ = ["CoTrackerOptions", "CoTracker3Tracker", "hub_dir"]
 
@@ -112,8 +113,7 @@ def _import_predictor_module() -> Any:
     except ImportError:
         pass
     for d in _checkout_dirs():
-        if str(d) not in sys.path:
-            sys.path.insert(0, str(d))
+        add_to_path(d)
         try:
             return importlib.import_module("cotracker.predictor")
         except ImportError:

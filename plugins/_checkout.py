@@ -1,0 +1,33 @@
+"""Helpers for adapters that run an upstream source checkout (HaMeR, AnyGrasp, CoTracker,
+SpatialTrackerV2): make it importable, and run code from inside it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["add_to_path", "in_dir"]
+
+
+def add_to_path(d: Path | str) -> None:
+    """Put checkout ``d`` first on ``sys.path`` (once), so its packages import."""
+    if str(d) not in sys.path:
+        sys.path.insert(0, str(d))
+
+
+@contextlib.contextmanager
+def in_dir(d: Path | str | None) -> Iterator[None]:
+    """Run the block with ``d`` as the working directory (for SDKs that read relative paths, such
+    as AnyGrasp's ``license/`` or HaMeR's ``_DATA``); ``None`` stays where it is."""
+    if d is None:
+        yield
+        return
+    old = os.getcwd()
+    os.chdir(d)
+    try:
+        yield
+    finally:
+        os.chdir(old)
