@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import logging
-import threading
 import time
 
 import numpy as np
@@ -24,6 +23,7 @@ from d2f_core.registry import PluginUnavailableError  # noqa: E402
 from d2f_plugins.video._adapter_util import VideoServiceError  # noqa: E402
 from d2f_plugins.video.kling import (KlingOptions, KlingStandIn, KlingVideoModel, make_jwt,  # noqa: E402
                                      verify_jwt)
+from servers.conformance import assert_conformance_against_stand_in  # noqa: E402
 from servers.images import mad, smooth_image  # noqa: E402
 
 AK, SK = "ak-d2f-test-ACCESS-1234", "sk-d2f-test-SECRET-9876-0123456789abcdef"
@@ -277,16 +277,7 @@ def test_keys_never_reach_logs_output_or_errors(keys, caplog, capsys):
 
 
 def test_conformance_checks_pass_against_the_stand_in_and_it_stops(keys):
-    from d2f_conformance import all_passed, check_plugin, format_results
-    results = check_plugin("kling", kind="video")
-    assert all_passed(results), format_results(results)
-    passed = {r.check for r in results if r.status == "passed"}
-    assert {"video_output_types", "video_num_frames", "video_end_frame_conditioning", "video_channel_order",
-            "model_input_convention"} <= passed
-    deadline = time.monotonic() + 2.0
-    while any(t.name == "d2f-stand-in" for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(t.name == "d2f-stand-in" for t in threading.enumerate())  # did not outlive the check
+    assert_conformance_against_stand_in("kling")
 
 
 def test_d2f_check_skips_without_keys(monkeypatch):

@@ -8,7 +8,6 @@ import base64
 import io
 import logging
 import re
-import threading
 import time
 
 import numpy as np
@@ -24,6 +23,7 @@ from d2f_plugins.video import veo as veo_mod  # noqa: E402
 from d2f_plugins.video._adapter_util import VideoServiceError  # noqa: E402
 from d2f_plugins.video.veo import (DEFAULT_MODEL, DEFAULT_VERTEX_MODEL, VeoOptions, VeoStandIn,  # noqa: E402
                                    VeoVideoModel)
+from servers.conformance import assert_conformance_against_stand_in  # noqa: E402
 from servers.images import mad, smooth_image  # noqa: E402
 
 KEY = "AIza-d2f-test-KEY-0123456789"
@@ -373,13 +373,4 @@ def test_inputs_are_validated(key):
 
 @developer_mode
 def test_conformance_checks_pass_against_the_stand_in(key):
-    from d2f_conformance import all_passed, check_plugin, format_results
-    results = check_plugin("veo3", kind="video")
-    assert all_passed(results), format_results(results)
-    passed = {r.check for r in results if r.status == "passed"}
-    assert {"video_output_types", "video_num_frames", "video_end_frame_conditioning", "video_channel_order",
-            "model_input_convention"} <= passed
-    deadline = time.monotonic() + 2.0
-    while any(t.name == "d2f-stand-in" for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(t.name == "d2f-stand-in" for t in threading.enumerate())  # did not outlive the check
+    assert_conformance_against_stand_in("veo3")
