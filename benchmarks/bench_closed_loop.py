@@ -66,7 +66,6 @@ BY_HAND = ("Also checked by hand (2026-11-22, same machine): Dream2Flow on seeds
 
 def episode(task: str, seed: int, solvers: tuple[str, ...], out_root: str, resume: bool) -> list[dict]:
     """Run one task/seed for each solver; returns one record per solver."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from d2f_core.config import load_config
     from d2f_core.pipeline import Run, StageError
     from d2f_core.registry import get_registry

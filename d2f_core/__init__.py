@@ -5,7 +5,12 @@
 
 from __future__ import annotations
 
-from .hookspecs import hookimpl
+# first: choose MuJoCo's headless GL backend before anything can import MuJoCo (d2f_core/gl.py)
+from .gl import configure_headless_gl
+
+configure_headless_gl()
+
+from .hookspecs import hookimpl  # noqa: E402
 from .protocols import KINDS, IKResult, ModelInputSpec, Policy, Problem
 from .registry import CORE_API_VERSION, BuildContext, Manifest, get_registry
 from .types import (RGBD, Alignment, Camera, DataError, DepthVideo, Framing, Grasp, HandTrack,

@@ -67,6 +67,8 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="print a JSON lis
                       escape(f"{r['package']} {r['version']}"), escape(r["extra"] or ""), text or "")
     import shutil
     _console(width=max(shutil.get_terminal_size((160, 40)).columns, 140)).print(table)
+    from .gl import gl_choice
+    sys.stdout.write(gl_choice().describe() + "\n")
 
 
 @app.command()

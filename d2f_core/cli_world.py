@@ -40,7 +40,6 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 def _build(world_plugin: str, task: str, embodiment: str, seed: int, width: int, height: int,
            camera: str | None = None) -> Any:
     """The world plugin with TASK and the named embodiment, reset to ``seed``."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from .registry import BuildContext, get_registry
 
     try:  # robosuite prints import-time notices; silence them before the embodiment imports it

@@ -61,13 +61,13 @@ def test_unavailable_without_library(tmp_path, monkeypatch):
     assert [r.status for r in res] == ["skipped"]
 
 
-def test_missing_weights_is_one_clear_line(env):
+def test_missing_weights_is_one_clear_line(env, tmp_path):
     with pytest.raises(PluginUnavailableError) as e:
         get_registry().create("tracker", "cotracker3", {})
     msg = str(e.value)
     assert "\n" not in msg and "tracker.options.weights" in msg and "scaled_offline.pth" in msg
     with pytest.raises(DataError, match="tracker.options.weights: CoTracker3 checkpoint not found"):
-        get_registry().create("tracker", "cotracker3", {"weights": "/nonexistent/scaled_offline.pth"})
+        get_registry().create("tracker", "cotracker3", {"weights": str(tmp_path / "missing" / "scaled_offline.pth")})
 
 
 def test_hub_cache_checkout_and_weights_are_found(tmp_path, monkeypatch):

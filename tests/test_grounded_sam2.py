@@ -64,7 +64,7 @@ def test_prompt_format():
     assert gs.grounding_prompt(" bread. ") == "bread."
 
 
-def test_missing_weights_is_one_clear_line():
+def test_missing_weights_is_one_clear_line(tmp_path):
     with pytest.raises(PluginUnavailableError) as e:
         get_registry().create("segmenter", "grounded-sam2", {})
     msg = str(e.value)
@@ -72,7 +72,7 @@ def test_missing_weights_is_one_clear_line():
     with pytest.raises(PluginUnavailableError, match="not available locally"):  # a hub id not in the cache
         gs._load_detector("IDEA-Research/no-such-model-here", "cpu")
     with pytest.raises(DataError, match="segmenter.options.detector: folder"):
-        gs._load_detector("/nonexistent/grounding-dino", "cpu")
+        gs._load_detector(str(tmp_path / "missing" / "grounding-dino"), "cpu")
 
 
 def test_segment_end_to_end_box_reaches_sam2(segmenter, image):

@@ -19,7 +19,6 @@ import pytest
 
 pytest.importorskip("robosuite")
 pytest.importorskip("mujoco")
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 pytestmark = pytest.mark.sim
 

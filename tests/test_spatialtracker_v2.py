@@ -42,23 +42,23 @@ def block_video(H=48, W=64, T=3) -> Video:
     return Video(frames=np.stack([frame] * T))
 
 
-def test_unavailable_without_checkout(monkeypatch):
+def test_unavailable_without_checkout(monkeypatch, tmp_path):
     monkeypatch.delenv("SPATRACKERV2_DIR", raising=False)
     if st._importable():
         pytest.skip("SpaTrackerV2 is importable here")
     reason = get_registry().unavailable_reason(get_registry().get("depth", "spatialtracker-v2").manifest)
     assert "SPATRACKERV2_DIR" in reason and "github.com/henry123-boy/SpaTrackerV2" in reason
-    monkeypatch.setenv("SPATRACKERV2_DIR", "/nonexistent")
+    monkeypatch.setenv("SPATRACKERV2_DIR", str(tmp_path / "missing"))
     assert "not a SpaTrackerV2 checkout" in st._available()
 
 
-def test_missing_weights_is_one_clear_line(weights):
+def test_missing_weights_is_one_clear_line(weights, tmp_path):
     with pytest.raises(PluginUnavailableError) as e:
         get_registry().create("depth", "spatialtracker-v2", {})
     msg = str(e.value)
     assert "\n" not in msg and "depth.options.weights" in msg and "depth.options.front_weights" in msg
     with pytest.raises(DataError, match="depth.options.front_weights"):
-        get_registry().create("depth", "spatialtracker-v2", dict(weights, front_weights="/nonexistent"))
+        get_registry().create("depth", "spatialtracker-v2", dict(weights, front_weights=str(tmp_path / "missing.pth")))
 
 
 def test_conformance_passes_on_the_standin(weights):

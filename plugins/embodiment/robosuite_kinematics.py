@@ -35,9 +35,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from d2f_core import IKResult
+from d2f_core.gl import configure_headless_gl
 from d2f_core.geometry import rotation_angle, so3_log  # noqa: F401 (re-exported)
 
-__all__ = ["headless_gl", "ArmKinematics", "IKSettings", "RobotModelInfo", "build_robot_model", "so3_log", "rotation_angle",
+__all__ = ["ArmKinematics", "IKSettings", "RobotModelInfo", "build_robot_model", "so3_log", "rotation_angle",
            "check_q", "check_pose", "quiet_robosuite"]
 
 
@@ -141,14 +142,6 @@ class RobotModelInfo:
         return qpos
 
 
-def headless_gl() -> None:
-    """Default MuJoCo's OpenGL backend to EGL on a machine without a display (before mujoco is
-    imported): otherwise it tries GLFW and rendering fails with 'gladLoadGL error'. An explicit
-    MUJOCO_GL (egl, osmesa, glfw) is left alone."""
-    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-        os.environ["MUJOCO_GL"] = "egl"
-
-
 @contextlib.contextmanager
 def quiet_robosuite():
     """Raise robosuite's logger to ERROR for the duration (its model building logs INFO/WARNING
@@ -172,7 +165,7 @@ def build_robot_model(robot: str) -> tuple[Any, RobotModelInfo]:
     Cached per process (about 0.6-1 s the first time, meshes included). Treat the model as
     read-only.
     """
-    headless_gl()
+    configure_headless_gl()
     import mujoco
     import robosuite  # noqa: F401 - registers robots
     import robosuite.models.robots.compositional  # noqa: F401 - SpotWithArm*, PandaDex*

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from d2f_core import IKResult, Manifest, hookimpl
 
-from .robosuite_kinematics import headless_gl
+from d2f_core.gl import configure_headless_gl
 
 __all__ = ["RobosuiteArmOptions", "FrankaOptions", "SpotOptions", "GR1Options", "RobosuiteArm",
            "DEFAULT_VELOCITY_LIMITS"]
@@ -541,7 +541,7 @@ class RobosuiteArm:
 # --------------------------------------------------------------------------- factories
 
 def _franka(options: FrankaOptions, ctx: Any = None) -> Any:
-    headless_gl()
+    configure_headless_gl()
     if options.backend == "deoxys":
         from .deoxys_backend import DeoxysFranka
 
@@ -550,12 +550,12 @@ def _franka(options: FrankaOptions, ctx: Any = None) -> Any:
 
 
 def _spot(options: SpotOptions, ctx: Any = None) -> RobosuiteArm:
-    headless_gl()
+    configure_headless_gl()
     return RobosuiteArm("spot", options.variant, "right", options, "SpotArm")
 
 
 def _gr1(options: GR1Options, ctx: Any = None) -> RobosuiteArm:
-    headless_gl()
+    configure_headless_gl()
     over = None
     if options.wrist_limits is not None:  # joints 5, 6: wrist roll, wrist pitch
         roll, pitch = options.wrist_limits

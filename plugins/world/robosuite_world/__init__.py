@@ -99,9 +99,9 @@ def default_embodiment() -> Any:
 def make_world(options: RobosuiteWorldOptions | None = None, ctx: Any = None) -> Any:
     """Factory: the world for ``options`` with the run's embodiment (default: franka)."""
     options = options or RobosuiteWorldOptions()
-    from d2f_plugins.embodiment.robosuite_kinematics import headless_gl
+    from d2f_core.gl import configure_headless_gl
 
-    headless_gl()
+    configure_headless_gl()
     quiet_robosuite()
     from .world import RobosuiteWorld
 
@@ -137,7 +137,7 @@ def oracle_world(ctx: Any, options: StandInOptions, plugin: str) -> Any:
 
 
 SIM_REQUIRES = ("robosuite", "mujoco")
-SIM_INSTALL = "pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0); set MUJOCO_GL=egl"
+SIM_INSTALL = "pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0)"
 
 
 def stand_in_manifest(name: str, kind: str, cls: Any, options_model: type[StandInOptions], *, description: str,

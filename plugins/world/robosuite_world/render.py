@@ -57,10 +57,13 @@ class SimRenderer:
         # the offscreen framebuffer must be at least the image size; it is a plain model field
         model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), self.width)
         model.vis.global_.offheight = max(int(model.vis.global_.offheight), self.height)
-        from mujoco import gl_context
+        from d2f_core.gl import gl_context_class
 
         global _HOOKED
-        self._gl = gl_context.GLContext(self.width, self.height) if gl_context.GLContext is not None else None
+        # the context class of the backend chosen in d2f_core/gl.py, not the one MuJoCo fixed at its
+        # own import (which may have run first, with MUJOCO_GL unset: GLFW, failing headless)
+        context_class = gl_context_class()
+        self._gl = context_class(self.width, self.height) if context_class is not None else None
         if self._gl is not None:
             self._gl.make_current()
         if not _HOOKED:  # after the first context, so it runs before the EGL display is terminated
