@@ -96,6 +96,7 @@ class TargetWorld:
     name = "conformance-target"
     capabilities = frozenset({"deterministic", "stand_in", "segmentation"})
     horizon = 20
+    control_freq = 10.0  # steps per simulated second
     grab_radius = 0.03  # metres from the box's top centre
     box_size = (0.08, 0.06, 0.04)  # metres
     home = (0.0, -0.1, 0.15)  # end-effector position after reset, metres
@@ -154,6 +155,9 @@ class TargetWorld:
 
     def privileged_state(self) -> Mapping[str, Any]:
         return {"box_xy": self._box.copy(), "ee": self._ee.copy()}
+
+    def describe_state(self) -> str:
+        return f"box moved {100 * (self._box[0] - self._box0[0]):.1f} cm right (success needs >= 2)"
 
     def _observation(self) -> Observation:
         return Observation(rgbd=self.render(), joints=self._ee.copy(), state={"ee": self._ee.copy()},

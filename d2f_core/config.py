@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from .protocols import KINDS
+from .protocols import KIND_SPECS, KINDS
 
 DEFAULT_PROMPT_TEMPLATE = "{task} by one hand. The camera holds a still pose, not zooming in or out."
 """The paper's prompt template (notes §6); ``{task}`` is the instruction."""
@@ -83,26 +83,19 @@ class GraspConfig(_Strict):
 class ExecuteConfig(_Strict):
     max_steps: int | None = Field(None, ge=1, description="episode step cap (default: world horizon)")
     record_video: bool = Field(True, description="write the rollout video")
+    stop_on_success: bool = Field(True, description="end the episode as soon as the world's success check "
+                                                    "passes (Gymnasium's terminated)")
 
 
-class RunConfig(_Strict):
-    """A whole run. Components left out are stages that are skipped."""
+class _RunConfigBase(_Strict):
+    """A whole run. Components left out are stages that are skipped. One ``KIND: {plugin, options}``
+    field per component kind of :data:`d2f_core.protocols.KIND_SPECS` (generated from that table)."""
 
     name: str = Field("run", description="run name (folder under runs/ by default)")
     seed: int = Field(0, description="seed for the world, the video model and the solver")
     task: TaskConfig | None = None
     scene: str | None = Field(None, description="scene folder (official layout) instead of a world")
     scene_camera: str | None = Field(None, description="camera name in the scene's calibration file")
-    world: ComponentConfig | None = None
-    embodiment: ComponentConfig | None = None
-    video: ComponentConfig | None = None
-    depth: ComponentConfig | None = None
-    segmenter: ComponentConfig | None = None
-    tracker: ComponentConfig | None = None
-    hand: ComponentConfig | None = None
-    grasper: ComponentConfig | None = None
-    dynamics: ComponentConfig | None = None
-    solver: ComponentConfig | None = None
     flow: FlowConfig = Field(default_factory=FlowConfig)
     grasp: GraspConfig = Field(default_factory=GraspConfig)
     execute: ExecuteConfig = Field(default_factory=ExecuteConfig)
@@ -114,6 +107,13 @@ class RunConfig(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+RunConfig = create_model(  # type: ignore[call-overload]
+    "RunConfig", __base__=_RunConfigBase, __module__=__name__,
+    **{k.name: (ComponentConfig | None, Field(None, description=f"{k.summary}: {{plugin: NAME, options: {{...}}}}"))
+       for k in KIND_SPECS})
+RunConfig.__doc__ = _RunConfigBase.__doc__
 
 
 # ----------------------------------------------------------------------------- overrides

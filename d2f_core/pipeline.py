@@ -41,7 +41,7 @@ from .config import RunConfig
 from .flow.align import apply_alignment, fit_scale_shift
 from .flow.lifting import lift_tracks
 from .flow.sampling import erode, farthest_point_sampling, sample_object_points
-from .protocols import KINDS, Problem
+from .protocols import ACTING_KINDS, KINDS, Problem
 from .registry import BuildContext, PluginError, Registry, get_registry
 from .types import (RGBD, DataError, DepthVideo, Framing, Grasp, HandTrack, ObjectFlow, Observation,
                     Task, Tracks2D, Video)
@@ -152,7 +152,45 @@ class Run:
                 if not self.allow_partial:
                     raise
                 missing.append(kind)
+        if "solver" not in missing:
+            self.check_solver_uses()
         return missing
+
+    def check_solver_uses(self) -> None:
+        """The configured solver can use every configured acting component (dynamics, estimator,
+        reward) and has the ones it needs: else a PluginError naming the solver, the component and the
+        capability it lacks, before any stage runs (never a silent substitution)."""
+        cfg = self.config.solver
+        if cfg is None:
+            return
+        try:
+            sm = self.registry.get("solver", cfg.plugin).manifest
+        except PluginError:
+            return  # reported by check_config
+        for kind in ACTING_KINDS:
+            kc = self.config.component(kind)
+            if kc is None:
+                if f"needs_{kind}" in sm.capabilities:
+                    offer = [e.manifest.name for e in self.registry.entries(kind)
+                             if not sm.uses.get(kind) or sm.uses[kind] in e.manifest.capabilities]
+                    raise PluginError(f"{kind}: solver {sm.name!r} needs a {kind}; add `{kind}: {{plugin: NAME}}` "
+                                      f"(installed that it can use: {', '.join(offer) or 'none'})")
+                continue
+            users = [e.manifest.name for e in self.registry.entries("solver") if kind in e.manifest.uses]
+            if kind not in sm.uses:
+                raise PluginError(f"{kind}.plugin: solver {sm.name!r} cannot use a {kind} ({kc.plugin!r}); remove "
+                                  f"`{kind}:` from the config or choose a solver that uses one "
+                                  f"({', '.join(users) or 'none installed'})")
+            need = sm.uses[kind]
+            try:
+                km = self.registry.get(kind, kc.plugin).manifest
+            except PluginError:
+                continue  # reported by check_config
+            if need and need not in km.capabilities:
+                offer = [e.manifest.name for e in self.registry.entries(kind) if need in e.manifest.capabilities]
+                raise PluginError(f"{kind}.plugin: solver {sm.name!r} needs a {kind} with capability {need!r}; "
+                                  f"{kc.plugin!r} lacks it (declares {', '.join(sorted(km.capabilities)) or 'none'}); "
+                                  f"use one that has it: {', '.join(offer) or 'none installed'}")
 
     @property
     def task(self) -> Task:
@@ -692,10 +730,15 @@ def _plan(run: Run) -> Any:
         extras["grasp_candidates"] = [chosen] + others
     problem = Problem(flow=flow, observation=run.artifacts["observe"], embodiment=run.component("embodiment"),
                       task=run.task, grasp=grasp, dynamics=run.component("dynamics"),
+                      estimator=run.component("estimator"), reward=run.component("reward"),
                       world=run.component("world"), seed=run.seed, extras=extras)
-    policy = run.component("solver").solve(problem)
-    if not callable(getattr(policy, "act", None)):
-        raise DataError(f"solver returned {type(policy).__name__} without act(observation)")
+    solver = run.component("solver")
+    policy = solver.solve(problem)
+    lacking = [m for m in ("reset", "act") if not callable(getattr(policy, m, None))]
+    if lacking:
+        raise DataError(f"solver {getattr(solver, 'name', '?')!r} returned {type(policy).__name__} without "
+                        f"{' and '.join(m + '(observation)' for m in lacking)}; solve() must return a "
+                        "d2f_core.Agent (reset(observation), act(observation) -> action or None)")
     info = getattr(policy, "info", {})
     (run.out_dir / "plan.json").write_text(json.dumps(info, indent=1, default=_json_default))
     opt = info.get("optimiser") if isinstance(info.get("optimiser"), dict) else {}
@@ -703,7 +746,7 @@ def _plan(run: Run) -> Any:
         "solver": info.get("solver"), "executable": getattr(policy, "executable", True),
         "reason": info.get("reason") or None, "tracking_error_mm": opt.get("max_error_mm"),
         "optimiser_seconds": opt.get("seconds"), "waypoints": (info.get("path") or {}).get("waypoints"),
-        "phases": info.get("phases")}.items() if v is not None}
+        "phases": info.get("phases"), "dynamics": info.get("dynamics")}.items() if v is not None}
     if getattr(policy, "executable", True) is False:
         run.result["executable"] = False
         run.result["message"] = f"plan not executed: {info.get('reason', 'the solver refused it')}"
@@ -731,42 +774,33 @@ def _plan_picture(run: Run, policy: Any) -> None:
 
 
 def _execute(run: Run) -> dict[str, Any]:
+    """One episode: ``rollout(FlowEnv(world, reward, estimator, flow), agent, seed)``."""
+    from .acting.env import FlowEnv
+    from .acting.rollout import rollout
+
     world = run.component("world")
-    policy = run.artifacts["plan"]
-    obs: Observation = run.artifacts["observe"]
-    if getattr(policy, "executable", True) is False:
-        run.result["success"] = False
-        run.result["steps"] = 0
-        run._notify("d2f_episode_finished", result=run.result)
-        return {"success": False, "steps": 0, "executed": False}
-    max_steps = run.config.execute.max_steps or int(world.horizon)
-    frames = [obs.rgbd.rgb] if run.config.execute.record_video else []
-    grab = getattr(world, "video_frame", None)
-    grab = grab if callable(grab) else (lambda: world.render().rgb)
-    steps = 0
-    for steps in range(1, max_steps + 1):
-        action = policy.act(obs)
-        if action is None:
-            steps -= 1
-            break
-        obs = world.step(np.asarray(action, dtype=np.float64))
-        if frames is not None and run.config.execute.record_video:
-            frames.append(obs.rgbd.rgb if obs.rgbd is not None else grab())
-        if steps % 10 == 0:
-            run.progress("execute", steps, max_steps, "")
-    success = bool(world.success())
-    out = {"success": success, "steps": steps, "privileged_final": dict(world.privileged_state())}
+    agent = run.artifacts["plan"]
+    cfg = run.config.execute
+    env = FlowEnv(world, reward=run.component("reward"), estimator=run.component("estimator"),
+                  flow=run.artifacts.get("flow"), horizon=cfg.max_steps, base_seed=run.seed,
+                  stop_on_success=cfg.stop_on_success)
+    frames: list[np.ndarray] | None = [] if cfg.record_video else None
+    report = rollout(env, agent, run.seed, frames=frames,
+                     progress=lambda done, total: run.progress("execute", done, total, ""))
+    out = report.to_json()
+    out["privileged_final"] = dict(report.final_state)
     if frames:
         arr = np.stack(frames)
         np.savez_compressed(run.out_dir / "rollout.npz", frames=arr)
-        fps = float(getattr(getattr(world, "options", None), "control_freq", 10.0) or 10.0)
+        fps = float(getattr(world, "control_freq", None) or 10.0)
         if _try_write_mp4(run.out_dir / "rollout.mp4", arr, fps):
             run.result.setdefault("pictures", {})["rollout"] = "rollout.mp4"
         if _rollout_sheet(run.out_dir / "rollout.png", arr):
             run.result.setdefault("pictures", {})["frames"] = "rollout.png"
-    run.result["success"] = success
-    run.result["steps"] = steps
-    run.result["privileged_final"] = out["privileged_final"]
+    run.result.update(success=report.success, steps=report.steps, privileged_final=out["privileged_final"],
+                      episode={k: out[k] for k in ("return", "ended", "seconds")})
+    if not report.success:
+        run.result["message"] = report.reason
     run._notify("d2f_episode_finished", result=run.result)
     return out
 

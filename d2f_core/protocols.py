@@ -18,9 +18,12 @@ import numpy as np
 from .types import (RGBD, Camera, DepthVideo, Grasp, HandTrack, ObjectFlow, Observation, Task, Tracks2D,
                     Video)
 
-KINDS: tuple[str, ...] = ("video", "depth", "segmenter", "tracker", "hand", "grasper", "dynamics",
-                          "embodiment", "world", "solver")
-"""The component kinds, in pipeline order. Plugin manifests name one of these."""
+GRIPPER_OPEN: float = -1.0
+GRIPPER_CLOSED: float = 1.0
+"""The one gripper convention of every embodiment: ``joint_action(q, gripper)`` takes ``gripper`` in
+[-1, 1], -1 = fully open, +1 = closed (grasping). Values in between are the embodiment's own
+(documented on it): robosuite's parallel grippers integrate the sign (0 keeps the fingers where they
+are), GR1's hands map the value linearly onto their actuators, Deoxys repeats the last command."""
 
 CAPABILITIES: dict[str, dict[str, str]] = {
     "*": {
@@ -37,12 +40,25 @@ CAPABILITIES: dict[str, dict[str, str]] = {
     "hand": {"world_keypoints": "returns keypoints_world"},
     "grasper": {"top_down": "proposes top-down grasps"},
     "dynamics": {"particles": "predicts per-particle motion",
-                 "rigid_grasp": "held points move rigidly with the end-effector (attach, local, moved, grasped)"},
-    "embodiment": {"ik": "solves inverse kinematics", "hardware": "can drive a real robot"},
+                 "rigid_grasp": "held points move rigidly with the end-effector: the RigidGraspModel protocol "
+                                "(attach, local, moved, grasped)",
+                 "sample_actions": "sample_actions(points, n, rng): candidate actions that make contact "
+                                   "(random shooting)",
+                 "trainable": "fit(transitions), save(dir), load(dir): learned from data by `d2f train`"},
+    "estimator": {"online": "estimates from the live camera (no simulator state)",
+                  "privileged": "reads the simulator's object state (a stand-in, declared)"},
+    "reward": {"privileged": "reads the simulator's object state (a stand-in, declared)",
+               "needs_particles": "needs the estimator's current particles"},
+    "embodiment": {"ik": "solves inverse kinematics", "hardware": "can drive a real robot",
+                   "grasping": "a GraspingArm: grasp_to_ee, T_ee_grasp, gripper_open/closed"},
     "world": {"oracle": "can script the task done right (sim-oracle video)",
-              "segmentation": "object_mask(name) from the simulator"},
+              "segmentation": "object_mask(name) from the simulator",
+              "object_pose": "privileged state has object_pose: T_world_object 4x4 of the task's moving part",
+              "shaped_reward": "task_reward(): the task's own shaped reward (privileged)"},
     "solver": {"needs_dynamics": "uses Problem.dynamics", "needs_world": "uses Problem.world",
-               "needs_grasp": "uses Problem.grasp"},
+               "needs_grasp": "uses Problem.grasp", "needs_estimator": "uses Problem.estimator",
+               "needs_reward": "uses Problem.reward", "trains": "train(env, out_dir, ...): learns by acting "
+               "(`d2f train`)", "replans": "its agent replans from each observation (closed loop)"},
 }
 
 
@@ -160,6 +176,84 @@ class DynamicsModel(Component, Protocol):
 
 
 @runtime_checkable
+class SamplingDynamics(DynamicsModel, Protocol):
+    """A dynamics model that proposes its own candidate actions (capability ``sample_actions``)."""
+
+    def sample_actions(self, points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` candidate actions (float n x action_dim) for particles ``points`` (N x 3, metres, world
+        frame), e.g. pushes that make contact at different points and directions. Seeded by ``rng``."""
+        ...
+
+
+@runtime_checkable
+class TrainableDynamics(DynamicsModel, Protocol):
+    """A learned dynamics model (capability ``trainable``); ``d2f train`` drives it."""
+
+    def fit(self, transitions: Mapping[str, np.ndarray], *, progress: Any = None) -> Mapping[str, float]:
+        """Learn from ``transitions``: ``points`` K x N x 3, ``actions`` K x action_dim, ``next_points``
+        K x N x 3 (metres, world frame). Returns metrics (e.g. ``{"loss": ...}``)."""
+        ...
+
+    def save(self, directory: str) -> None:
+        """Write everything ``load`` needs into ``directory`` (created if missing)."""
+        ...
+
+    def load(self, directory: str) -> None:
+        """Restore what ``save`` wrote."""
+        ...
+
+
+@runtime_checkable
+class RigidGraspModel(DynamicsModel, Protocol):
+    """Held points move rigidly with the end-effector (capability ``rigid_grasp``)."""
+
+    def attach(self, T_world_ee: np.ndarray) -> None:
+        """The end-effector pose (4x4, world frame, metres) at the grasp."""
+        ...
+
+    def grasped(self, points: np.ndarray, grasp_point: np.ndarray) -> np.ndarray:
+        """bool (N,): which ``points`` (N x 3) a grasp at ``grasp_point`` (3,) holds."""
+        ...
+
+    def local(self, points: np.ndarray, T_world_ee: np.ndarray | None = None) -> np.ndarray:
+        """Points (N x 3, world) in the end-effector frame at the grasp."""
+        ...
+
+    def moved(self, local: np.ndarray, T_world_ee: np.ndarray) -> np.ndarray:
+        """Held points (N x 3, end-effector frame) for poses K x 4 x 4 -> K x N x 3 world."""
+        ...
+
+
+@runtime_checkable
+class StateEstimator(Component, Protocol):
+    """Where the flow's particles are now (kind ``estimator``)."""
+
+    def reset(self, observation: Observation, flow: ObjectFlow) -> None:
+        """Start an episode: ``flow.points[0]`` (N x 3, metres, world frame) are the particles at
+        ``observation``."""
+        ...
+
+    def estimate(self, observation: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """(particles float32 N x 3 metres world frame, visible bool N) for ``observation``; the same N
+        and order as the flow's points."""
+        ...
+
+
+@runtime_checkable
+class Reward(Component, Protocol):
+    """A per-step reward (kind ``reward``)."""
+
+    def reset(self, flow: ObjectFlow, observation: Observation) -> None:
+        """Start an episode following ``flow`` from ``observation``."""
+        ...
+
+    def __call__(self, observation: Observation, particles: np.ndarray | None) -> tuple[float, Mapping[str, Any]]:
+        """(reward, info) for ``observation``; ``particles`` (N x 3, metres, world frame) are the
+        estimator's current particles (None when no estimator is configured)."""
+        ...
+
+
+@runtime_checkable
 class Embodiment(Component, Protocol):
     robot: str
     """Identifier of the robot model worlds match on (e.g. "point-mass", "Panda")."""
@@ -195,6 +289,23 @@ class Embodiment(Component, Protocol):
 
 
 @runtime_checkable
+class GraspingArm(Embodiment, Protocol):
+    """An arm with a gripper (capability ``grasping``): what grasping solvers use instead of probing.
+
+    ``gripper_open`` / ``gripper_closed`` are :data:`GRIPPER_OPEN` / :data:`GRIPPER_CLOSED`."""
+
+    T_ee_grasp: np.ndarray
+    """4x4 pose of the grasp frame in the end-effector frame (the approach axis is its z)."""
+
+    gripper_open: float
+    gripper_closed: float
+
+    def grasp_to_ee(self, T_world_grasp: np.ndarray, width: float) -> np.ndarray:
+        """The end-effector pose (4x4, world) that puts the fingers on a grasp of ``width`` metres."""
+        ...
+
+
+@runtime_checkable
 class World(Component, Protocol):
     task: Task
     camera: Camera
@@ -204,6 +315,9 @@ class World(Component, Protocol):
     action_low: np.ndarray
     action_high: np.ndarray
     """Finite bounds of the action vector accepted by ``step``."""
+
+    control_freq: float
+    """Steps per simulated second, Hz (the rollout video's frame rate)."""
 
     def reset(self, seed: int) -> Observation:
         """Start an episode; object placements are randomised by ``seed`` (same seed, same scene)."""
@@ -225,6 +339,11 @@ class World(Component, Protocol):
         """Ground-truth object state (poses, articulation), for evaluation only."""
         ...
 
+    def describe_state(self) -> str:
+        """One line on the task's state against its success check, e.g. "door at 0.12 rad (success
+        needs > 0.3)": the failure reason of an episode that ends without success."""
+        ...
+
 
 @dataclass
 class Problem:
@@ -238,6 +357,8 @@ class Problem:
         grasp: the chosen grasp, when the solver needs one.
         grasped: bool N, which flow points the grasp holds (rigid-grasp), if known.
         dynamics: the dynamics model (random shooting, trajopt's rigid-grasp model).
+        estimator: where the flow's particles are now (closed-loop solvers).
+        reward: the per-step reward (RL).
         world: the world, for solvers that learn by acting in it (RL).
         seed: random seed for the solver.
     """
@@ -249,35 +370,92 @@ class Problem:
     grasp: Grasp | None = None
     grasped: np.ndarray | None = None
     dynamics: DynamicsModel | None = None
+    estimator: StateEstimator | None = None
+    reward: Reward | None = None
     world: World | None = None
     seed: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
-class Policy(Protocol):
-    def act(self, observation: Observation) -> np.ndarray | None:
-        """The next world action, or None when the policy is done."""
+class Agent(Protocol):
+    """What acts in an episode: a trajectory player, a replanning loop, a trained network."""
+
+    def reset(self, observation: Observation) -> None:
+        """Start an episode from ``observation`` (the world was just reset)."""
         ...
+
+    def act(self, observation: Observation) -> np.ndarray | None:
+        """The next world action, or None when the agent is done."""
+        ...
+
+
+Policy = Agent
+"""Former name of :class:`Agent`."""
 
 
 @runtime_checkable
 class Solver(Component, Protocol):
-    def solve(self, problem: Problem) -> Policy:
-        """Turn a problem into a policy (a trajectory player, a replanning loop, a network)."""
+    def solve(self, problem: Problem) -> Agent:
+        """Turn a problem into an agent (a trajectory player, a replanning loop, a network).
+
+        A solver declares, in its manifest's ``uses``, the acting kinds it can use (``dynamics``,
+        ``estimator``, ``reward``) and the capability each must have; configuring one it cannot use
+        is an error before anything runs."""
         ...
 
 
-PROTOCOLS: dict[str, type] = {
-    "video": VideoModel, "depth": DepthEstimator, "segmenter": Segmenter, "tracker": Tracker,
-    "hand": HandDetector, "grasper": Grasper, "dynamics": DynamicsModel, "embodiment": Embodiment,
-    "world": World, "solver": Solver,
-}
+@dataclass(frozen=True)
+class KindSpec:
+    """One component kind: the single table every kind-dependent part of dream2flow reads (registry,
+    config, conformance, CLI). Adding a kind is one row here (plus its conformance checks).
+
+    Fields:
+        name: the kind (``tracker: {plugin: ...}`` in configs, ``Manifest.kind``).
+        protocol: its typing.Protocol.
+        methods: methods a built component must have.
+        summary: one line for docs and ``d2f plugins``.
+        acting: used by a solver (dynamics, estimator, reward): the solver's manifest must declare it
+            in ``uses``, or configuring it is an error.
+        aliases: other spellings in module paths (``grasp`` -> ``grasper``), for load-failure display.
+    """
+
+    name: str
+    protocol: type
+    methods: tuple[str, ...]
+    summary: str
+    acting: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+KIND_SPECS: tuple[KindSpec, ...] = (
+    KindSpec("video", VideoModel, ("generate",), "imagines the task as a video"),
+    KindSpec("depth", DepthEstimator, ("estimate",), "per-frame depth of the video"),
+    KindSpec("segmenter", Segmenter, ("segment",), "object mask from text (and points)", aliases=("segment",)),
+    KindSpec("tracker", Tracker, ("track",), "2D point tracks with visibility", aliases=("track",)),
+    KindSpec("hand", HandDetector, ("detect",), "hand keypoints (thumb for grasp choice)"),
+    KindSpec("grasper", Grasper, ("propose",), "grasp candidates on the object", aliases=("grasp",)),
+    KindSpec("dynamics", DynamicsModel, ("predict",), "predicts where the object's points go", acting=True),
+    KindSpec("estimator", StateEstimator, ("reset", "estimate"), "where the flow's particles are now",
+             acting=True),
+    KindSpec("reward", Reward, ("reset", "__call__"), "per-step reward of an episode", acting=True,
+             aliases=("rewards",)),
+    KindSpec("embodiment", Embodiment, ("fk", "jacobian", "ik", "joint_action", "bind"), "the robot"),
+    KindSpec("world", World, ("reset", "step", "render", "success", "privileged_state", "describe_state"),
+             "a simulated or real environment"),
+    KindSpec("solver", Solver, ("solve",), "turns the flow into an agent", aliases=("solve",)),
+)
+
+KINDS: tuple[str, ...] = tuple(k.name for k in KIND_SPECS)
+"""The component kinds, in pipeline order. Plugin manifests name one of these."""
+
+ACTING_KINDS: tuple[str, ...] = tuple(k.name for k in KIND_SPECS if k.acting)
+"""Kinds a solver must declare in its manifest's ``uses`` to be configured with it."""
+
+PROTOCOLS: dict[str, type] = {k.name: k.protocol for k in KIND_SPECS}
 """Kind name -> protocol class."""
 
-REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
-    "video": ("generate",), "depth": ("estimate",), "segmenter": ("segment",), "tracker": ("track",),
-    "hand": ("detect",), "grasper": ("propose",), "dynamics": ("predict",),
-    "embodiment": ("fk", "jacobian", "ik", "joint_action", "bind"),
-    "world": ("reset", "step", "render", "success", "privileged_state"), "solver": ("solve",),
-}
+REQUIRED_METHODS: dict[str, tuple[str, ...]] = {k.name: k.methods for k in KIND_SPECS}
+"""Kind name -> methods a built component must have."""
+
+assert set(CAPABILITIES) - {"*"} <= set(KINDS), "CAPABILITIES names an unknown kind"

@@ -76,6 +76,10 @@ class Manifest:
         check_skip: checks ``d2f check`` reports as skipped for this plugin, name -> why (e.g. the
             accuracy checks of an adapter checked on a random-weight model). Contract checks
             (types, shapes, value conventions) should never be listed here.
+        uses: solvers only: the acting kinds (``dynamics``, ``estimator``, ``reward``) the solver can
+            use, each mapped to the capability the component must declare (None: any). Configuring
+            an acting kind the chosen solver does not list, or one lacking the capability, is an
+            error before anything runs (never a silent substitution).
         api_version: the core API version it was written for.
     """
 
@@ -93,11 +97,13 @@ class Manifest:
     verified: str = ""
     check_options: Any = None
     check_skip: Mapping[str, str] = field(default_factory=dict)
+    uses: Mapping[str, str | None] = field(default_factory=dict)
     api_version: int = CORE_API_VERSION
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "capabilities", frozenset(self.capabilities))
         object.__setattr__(self, "requires", tuple(self.requires))
+        object.__setattr__(self, "uses", dict(self.uses))
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,8 @@ class BuildContext:
 
 def _kind_hint(*texts: str) -> str:
     """Guess a failed entry point's kind from its name/module path (for display only)."""
-    aliases = {"segment": "segmenter", "grasp": "grasper", "track": "tracker", "solve": "solver"}
+    from .protocols import KIND_SPECS
+    aliases = {a: k.name for k in KIND_SPECS for a in k.aliases}
     for text in texts:
         for token in re.split(r"[^a-z0-9]+", text.lower()):
             if token in KINDS:
@@ -267,7 +274,12 @@ class Registry:
         if m.api_version != CORE_API_VERSION:
             return (f"{m.name!r} targets core API {m.api_version}, this dream2flow provides "
                     f"{CORE_API_VERSION}; install a matching plugin or dream2flow version")
-        from .protocols import CAPABILITIES
+        from .protocols import ACTING_KINDS, CAPABILITIES
+        bad_uses = sorted(set(m.uses) - set(ACTING_KINDS))
+        if bad_uses and m.kind == "solver":
+            return f"uses of {m.name!r} names {bad_uses}; a solver can declare only {list(ACTING_KINDS)}"
+        if m.uses and m.kind != "solver":
+            return f"uses is for solvers only; {m.name!r} is a {m.kind} plugin"
         known = set(CAPABILITIES["*"]) | set(CAPABILITIES.get(m.kind, {}))
         unknown = sorted(set(m.capabilities) - known)
         if unknown:

@@ -366,6 +366,9 @@ class _Player:
         self.actions = list(actions)
         self.i = 0
 
+    def reset(self, observation: Any) -> None:
+        self.i = 0
+
     def act(self, observation: Any) -> np.ndarray | None:
         if self.i >= len(self.actions):
             return None

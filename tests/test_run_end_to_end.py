@@ -57,7 +57,6 @@ def scene_files(tmp_path_factory):
         "tracker": {"plugin": "zero-motion"},
         "hand": {"plugin": "no-hands"},
         "grasper": {"plugin": "centroid", "options": {"max_width": 0.12}},
-        "dynamics": {"plugin": "heuristic"},
         "solver": {"plugin": "replay", "options": {"file": str(tmp / "actions.npy")}},
         "flow": {"num_points": 64, "num_frames": len(frames)},
         "execute": {"max_steps": len(actions) + 5},

@@ -207,9 +207,12 @@ def test_solver_needs_a_grasp_and_an_object_flow(franka):
     from d2f_plugins.dynamics.heuristic import HeuristicPushDynamics
 
     prob = _problem(franka, P, q)
-    prob.dynamics = HeuristicPushDynamics()  # not a rigid-grasp model: the built-in one is used, and said
+    prob.dynamics = HeuristicPushDynamics()  # not a rigid-grasp model: refused, never silently replaced
+    with pytest.raises(ValueError, match="^dynamics: solver trajopt .* cannot use 'heuristic'"):
+        TrajoptSolver().solve(prob)
+    prob.dynamics = None  # none configured: the built-in model, named in the plan
     pol = TrajoptSolver().solve(prob)
-    assert any("not a rigid-grasp model" in n for n in pol.info["notes"])
+    assert pol.info["dynamics"].startswith("rigid-grasp (built-in default")
 
 
 def test_rigvid_follows_a_rigid_flow_like_trajopt_and_ignores_outlier_tracks(franka):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from d2f_core.protocols import KINDS
 
-from . import depth, dynamics, embodiment, grasper, hand, segmenter, solver, tracker, video, world
+from . import depth, dynamics, embodiment, estimator, grasper, hand, reward, segmenter, solver, tracker, video, world
 from .common import Check
 
 CHECKS: dict[str, list[Check]] = {
     "video": video.CHECKS, "depth": depth.CHECKS, "segmenter": segmenter.CHECKS, "tracker": tracker.CHECKS,
     "hand": hand.CHECKS, "grasper": grasper.CHECKS, "dynamics": dynamics.CHECKS,
+    "estimator": estimator.CHECKS, "reward": reward.CHECKS,
     "embodiment": embodiment.CHECKS, "world": world.CHECKS, "solver": solver.CHECKS,
 }
 

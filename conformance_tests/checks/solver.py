@@ -34,11 +34,13 @@ def _problem(component: Any, env: CheckEnv) -> Problem:
 
 
 def _solve(component: Any, problem: Problem) -> Any:
-    policy = call("solve(problem)", component.solve, problem)
-    if not callable(getattr(policy, "act", None)):
-        raise CheckFailed(f"solve() returned {type(policy).__name__} without an act(observation) method; return a "
-                          "d2f_core.Policy (an object whose act(observation) gives the next action or None)")
-    return policy
+    agent = call("solve(problem)", component.solve, problem)
+    lacking = [m for m in ("reset", "act") if not callable(getattr(agent, m, None))]
+    if lacking:
+        raise CheckFailed(f"solve() returned {type(agent).__name__} without {' and '.join(lacking)}(observation); "
+                          "return a d2f_core.Agent: reset(observation) starts an episode, act(observation) gives "
+                          "the next action or None when done")
+    return agent
 
 
 def _rollout(component: Any, problem: Problem) -> tuple[list[np.ndarray], int | None]:
@@ -47,6 +49,7 @@ def _rollout(component: Any, problem: Problem) -> tuple[list[np.ndarray], int | 
     world = problem.world
     horizon = int(getattr(world, "horizon", NO_WORLD_STEPS)) if world is not None else None
     obs = call(f"world.reset({problem.seed})", world.reset, problem.seed) if world is not None else problem.observation
+    call("agent.reset(observation)", policy.reset, obs)
     actions: list[np.ndarray] = []
     for i in range((horizon if horizon is not None else NO_WORLD_STEPS) + 1):
         a = call(f"policy.act(observation) at step {i}", policy.act, obs)
@@ -66,6 +69,7 @@ def _rollout(component: Any, problem: Problem) -> tuple[list[np.ndarray], int | 
 def check_solver_returns_policy(component: Any, env: CheckEnv) -> None:
     problem = _problem(component, env)
     policy = _solve(component, problem)
+    call("agent.reset(problem.observation)", policy.reset, problem.observation)
     a = call("policy.act(problem.observation)", policy.act, problem.observation)
     if a is not None:
         arr = np.asarray(a)

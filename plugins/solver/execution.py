@@ -167,6 +167,22 @@ class PhasePolicy:
         self._sent = 0
         self.log: list[dict[str, Any]] = []
 
+    @property
+    def refused(self) -> str | None:
+        """Why this agent will not act (the solver refused the plan), or None."""
+        if self.executable:
+            return None
+        return str(self.info.get("reason") or "the solver refused the plan")
+
+    def reset(self, observation: Any) -> None:
+        """Start (again) from ``observation``: the phases are re-expanded from its joints on the next act()."""
+        self._targets = []
+        self._i = 0
+        self._cmd = None
+        self._waited = 0
+        self._sent = 0
+        self.log = []
+
     def _expand(self, q_from: np.ndarray) -> None:
         cur = np.asarray(q_from, dtype=np.float64)
         for seg in self.segments:

@@ -77,8 +77,8 @@ class ReplayPolicy:
         self.index += 1
         return out
 
-    def reset(self) -> None:
-        """Start the replay again from the first action."""
+    def reset(self, observation: Observation | None = None) -> None:
+        """Start the replay again from the first action (an Agent: the observation is not needed)."""
         self.index = 0
 
 

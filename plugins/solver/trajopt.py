@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from d2f_core import Grasp, Manifest, ObjectFlow, hookimpl
-from d2f_core.protocols import Problem
+from d2f_core.protocols import Problem, RigidGraspModel
 
 from .execution import PhasePolicy, Segment, fit_pose_spline, ik_chain, resample_poses
 from .flow_trajopt import TrajoptWeights, optimise_tracking
@@ -175,14 +175,17 @@ class TrajoptSolver:
             raise ValueError(f"grasp: solver {self.name} needs one; configure a grasper (e.g. `grasper: {{plugin: "
                              "antipodal}`)")
         notes: list[str] = []
-        if dyn is None or not all(callable(getattr(dyn, a, None)) for a in ("attach", "local", "moved", "grasped")):
-            # the optimiser's model is the rigid grasp; another model cannot stand in for it
-            if dyn is not None:
-                notes.append(f"dynamics {getattr(dyn, 'name', type(dyn).__name__)!r} is not a rigid-grasp model: "
-                             "used the built-in rigid-grasp model (set `dynamics: {plugin: rigid-grasp}`)")
+        if dyn is None:  # no model configured: the optimiser's own model, named in the plan
             from d2f_plugins.dynamics.rigid_grasp import RigidGraspDynamics
 
             dyn = RigidGraspDynamics()
+            dyn_used = "rigid-grasp (built-in default: no dynamics configured)"
+        elif isinstance(dyn, RigidGraspModel):
+            dyn_used = str(getattr(dyn, "name", type(dyn).__name__))
+        else:  # the optimiser's model is the rigid grasp; another model cannot stand in for it
+            raise ValueError(f"dynamics: solver {self.name} optimises under a rigid grasp and cannot use "
+                             f"{getattr(dyn, 'name', type(dyn).__name__)!r} (it lacks the RigidGraspModel methods "
+                             "attach, local, moved, grasped); set `dynamics: {plugin: rigid-grasp}` or remove it")
         if not callable(getattr(emb, "joint_action", None)):
             raise ValueError(f"embodiment: {getattr(emb, 'name', emb)!r} has no joint_action(q, gripper)")
         from .ik_backends import make_ik
@@ -192,6 +195,7 @@ class TrajoptSolver:
         q_now = np.asarray(problem.observation.joints, dtype=np.float64)
         lim = np.asarray(emb.joint_limits, dtype=np.float64)
         info: dict[str, Any] = {"solver": self.name, "motion": self.motion, "ik": o.ik, "notes": notes,
+                                "dynamics": dyn_used,
                                 "weights": {"w_flow": o.w_flow, "w_reach": o.w_reach, "w_smooth": o.w_smooth,
                                             "w_manip": o.w_manip}}
 
@@ -405,6 +409,9 @@ def _avdc(options: TrajoptOptions | None, ctx: Any = None) -> AvdcSolver:
     return AvdcSolver(options)
 
 
+_USES = {"dynamics": "rigid_grasp"}
+"""The three solvers optimise under a rigid grasp: a configured dynamics model must be a RigidGraspModel."""
+
 _VERIFIED = ("tracks a known reachable flow within 5 mm; unreachable flows refused (tests/test_trajopt.py); "
              "closed-loop success in robosuite tasks (benchmarks/closed_loop.py)")
 
@@ -412,15 +419,15 @@ _VERIFIED = ("tracks a known reachable flow within 5 mm; unreachable flows refus
 @hookimpl
 def d2f_register(register):
     register(Manifest(name="trajopt", kind="solver", factory=_trajopt, options_model=TrajoptOptions,
-                      capabilities=TrajoptSolver.capabilities, extra="sim", requires=("scipy",),
+                      capabilities=TrajoptSolver.capabilities, extra="sim", requires=("scipy",), uses=_USES,
                       description="rigid-grasp trajectory optimisation following the 3D object flow (w_f 10, "
                                   "w_r 100, w_s 1, w_m 0.01), B-spline + IK, executed with joint targets",
                       verified=_VERIFIED))
     register(Manifest(name="rigvid", kind="solver", factory=_rigvid, options_model=TrajoptOptions,
-                      capabilities=RigvidSolver.capabilities, extra="sim", requires=("scipy",),
+                      capabilities=RigvidSolver.capabilities, extra="sim", requires=("scipy",), uses=_USES,
                       description="baseline: rigid object pose track fitted to the 3D flow, same grasp and "
                                   "execution as trajopt", verified=_VERIFIED))
     register(Manifest(name="avdc", kind="solver", factory=_avdc, options_model=TrajoptOptions,
-                      capabilities=AvdcSolver.capabilities, extra="sim", requires=("scipy", "cv2"),
+                      capabilities=AvdcSolver.capabilities, extra="sim", requires=("scipy", "cv2"), uses=_USES,
                       description="baseline: rigid transforms from dense optical flow + depth (AVDC), same grasp "
                                   "and execution as trajopt", verified=_VERIFIED))

@@ -144,6 +144,7 @@ class Tabletop2DWorld:
         self.embodiment = embodiment
         self.task = Task(instruction="push the block to the goal", object="block")
         self.horizon = int(o.horizon)
+        self.control_freq = 1.0 / float(o.dt)
         self.action_low = lim[:, 0].copy()
         self.action_high = lim[:, 1].copy()
         self.action_low.flags.writeable = False
@@ -207,6 +208,14 @@ class Tabletop2DWorld:
         gx, gy, gyaw = self._goal
         return bool(math.hypot(gx - bx, gy - by) <= self.options.success_distance
                     and abs(_wrap_half_pi(gyaw - byaw)) <= math.radians(self.options.success_yaw_deg))
+
+    def describe_state(self) -> str:
+        """One line: the block's distance and yaw error to the goal against the success tolerances."""
+        bx, by, byaw = self._block
+        gx, gy, gyaw = self._goal
+        return (f"block {100 * math.hypot(gx - bx, gy - by):.1f} cm and "
+                f"{math.degrees(abs(_wrap_half_pi(gyaw - byaw))):.0f} deg from the goal (success needs "
+                f"<= {100 * self.options.success_distance:g} cm and <= {self.options.success_yaw_deg:g} deg)")
 
     def privileged_state(self) -> Mapping[str, Any]:
         """{"block_pose": [x, y, yaw], "goal_pose": [x, y, yaw], "pusher": [x, y, z]}: metres, radians."""

@@ -195,6 +195,42 @@ def success(world, d) -> bool:
     raise ValueError(f"task: no success check for {task!r}")
 
 
+def describe(world, d) -> str:
+    """One line on how far the task is from its success check (for failure reasons)."""
+    env, task = world.env, world.spec.name
+    if task == "open_door":
+        return f"door at {float(d.qpos[env.hinge_qpos_addr]):.2f} rad (success needs > 0.3)"
+    if task == "open_oven":
+        return (f"oven door at {float(d.qpos[env.hinge_qpos_addr]):.2f} rad (success needs >= "
+                f"{world.options.oven_open_threshold:g})")
+    if task == "bread_in_bowl":
+        from .objects import BOWL
+
+        ok, info = bread_in_bowl_success(world.model, d, env)
+        if ok:
+            return "bread in the bowl"
+        p = np.array(d.xpos[env.bread_body_id])
+        why = []
+        if info["radial_m"] > BOWL["r_top"] - BOWL["wall"] - 0.015:
+            why.append(f"{100 * info['radial_m']:.1f} cm from the bowl axis")
+        if info["height_m"] > BOWL["height"] + 0.01:
+            why.append(f"{100 * info['height_m']:.1f} cm above the bowl's base")
+        if p[2] < getattr(env, "table_top_z", 0.8) - 0.05:
+            why.append("off the table")
+        for key, text in (("touch_table", "touching the table"), ("touch_robot", "touching the robot")):
+            if info[key]:
+                why.append(text)
+        if not info["touch_bowl"]:
+            why.append("not touching the bowl")
+        if info["speed_mps"] >= 0.05:
+            why.append(f"moving at {info['speed_mps']:.2f} m/s")
+        return "bread " + ", ".join(why or ["not in the bowl"])
+    if task == "cover_bowl":
+        ok, info = cover_bowl_success(world.model, d, env)
+        return f"cloth covers {info['covered_points']} of {info['test_points']} bowl test points (needs 16)"
+    return f"task {task!r}"
+
+
 def _pose(d, body: int) -> dict[str, list[float]]:
     return {"pos": [float(v) for v in d.xpos[body]], "quat": [float(v) for v in d.xquat[body]]}
 

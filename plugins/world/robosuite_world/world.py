@@ -83,6 +83,7 @@ class RobosuiteWorld:
         self.embodiment = embodiment
         self.task = Task(instruction=self.spec.instruction, object=self.spec.object)
         self.horizon = int(o.horizon)
+        self.control_freq = float(o.control_freq)
         env_cls = getattr(envs, self.spec.env)
         kw: dict[str, Any] = {}
         if self.spec.name == "open_oven":
@@ -267,6 +268,10 @@ class RobosuiteWorld:
     def success(self) -> bool:
         """The task's own success check on the current state (see :mod:`.tasks`)."""
         return bool(T.success(self, self.data))
+
+    def describe_state(self) -> str:
+        """One line on the task's state against its success check (failure reasons of episodes)."""
+        return T.describe(self, self.data)
 
     def privileged_state(self) -> Mapping[str, Any]:
         """Object poses (pos m, quat w-x-y-z) and joint angles (rad); for evaluation only."""

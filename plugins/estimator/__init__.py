@@ -1,0 +1,1 @@
+"""State estimators: where the flow's particles are now."""
