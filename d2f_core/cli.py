@@ -5,6 +5,8 @@ Commands (names and options are contracts; users and acceptance tests call them)
   d2f check [NAME...] [--json]             run the conformance suite on plugins
   d2f run CONFIG [--seed N] [--out DIR] [--set key=value ...]
   d2f demo [--out DIR] [--seed N]          run configs/demo.yaml
+  d2f eval CONFIG --seeds A-B --out DIR [--set key=value ...] [--resume]
+                                           episodes over seeds; DIR/summary.json
   d2f flow extract --scene DIR [--config FILE] [--set key=value ...] --out FLOW.npz [--camera NAME]
   d2f world show TASK --embodiment NAME --out FILE.png
   d2f world oracle TASK --out DIR
@@ -140,6 +142,42 @@ def run(config: Path = typer.Argument(..., help="YAML run config"),
         _fail(str(e), code=1 if type(e).__name__ == "StageError" else 2)
     if result.get("success") is False:
         raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_(config: str = typer.Argument(..., help="YAML run config or a shipped recipe name"),
+          seeds: str = typer.Option(..., "--seeds", help="seeds: a range A-B, a list 0,3,5 or one seed"),
+          out: Path = typer.Option(..., "--out", help="evaluation folder: seed<S>/ run folders and summary.json"),
+          overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. solver.plugin=avdc"),
+          resume: bool = typer.Option(False, "--resume", help="reuse finished episodes made with the same config")) -> None:
+    """Run one episode per seed (perception cached per seed); write DIR/summary.json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .acting.evaluate import evaluate, parse_seeds
+    try:
+        seed_list = parse_seeds(seeds)
+    except ValueError as e:
+        _fail(str(e))
+    console = _console(stderr=True)
+    with Progress(TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]}"),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("episodes", total=len(seed_list), ok="")
+
+        def progress(done: int, total: int, rec: dict) -> None:
+            ok = sum(r["success"] for r in summary_rows) + int(rec["success"])
+            summary_rows.append(rec)
+            mark = "success" if rec["success"] else f"failed: {rec['reason'][:120]}"
+            bar.console.print(f"seed {rec['seed']}: {mark} ({rec['seconds']:.0f} s)", markup=False, highlight=False)
+            bar.update(task, completed=done, ok=f"{ok}/{done} succeeded")
+
+        summary_rows: list = []
+        try:
+            summary = evaluate(config, seed_list, out, overrides=overrides or [], resume=resume, progress=progress)
+        except _known_errors() + (ValueError, OSError) as e:
+            bar.stop()
+            _fail(str(e))
+    _console().print(f"{summary['successes']}/{summary['episodes']} episodes succeeded; summary: "
+                     f"{Path(out) / 'summary.json'}", markup=False)
 
 
 def demo_config_path() -> Path:

@@ -125,6 +125,9 @@ def test_failed_episode_exits_1_and_keeps_result(scene_files, tmp_path):
     assert p.returncode == 1
     res = json.loads((out / "result.json").read_text())
     assert res["success"] is False and res["steps"] == 3
+    # the failure says why, in one line: the agent ran out of actions with the block off its goal
+    assert res["message"].startswith("the agent stopped after 3 steps: block ") and "\n" not in res["message"]
+    assert "from the goal (success needs <= 2 cm" in res["message"] and res["episode"]["ended"] == "agent_done"
 
 
 def test_a_failing_stage_keeps_earlier_work(scene_files, tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .episode import EpisodeReport
+from .rollout import rollout
 
 __all__ = ["EpisodeReport", "make_env", "rollout", "FlowEnv", "override_list"]
 
@@ -87,7 +88,4 @@ def __getattr__(name: str) -> Any:
     if name == "FlowEnv":
         from .env import FlowEnv
         return FlowEnv
-    if name == "rollout":
-        from .rollout import rollout
-        return rollout
     raise AttributeError(name)
