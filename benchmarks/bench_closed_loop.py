@@ -10,14 +10,18 @@ plugins/world/robosuite_world/tasks.py).
     python benchmarks/bench_closed_loop.py --tasks bread_in_bowl --seeds 2   # a quick look
 
 Per episode, ``runs/bench/<task>/seed<N>/`` keeps result-<solver>.json, plan-<solver>.json,
-rollout-<solver>.mp4/png; ``--resume`` skips episodes already done. ``--write`` puts the table in
-docs/benchmarks.md. A second section times the trajectory optimisation (50 steps x 7 DoF).
+rollout-<solver>.mp4/png; ``--resume`` skips episodes already done *at the same commit*. ``--write``
+puts the table in docs/benchmarks.md and the per-episode CSV (task, solver, seed, success, failure
+reason, steps, seconds, commit) in docs/bench_closed_loop.csv. A second section times the
+trajectory optimisation (50 steps x 7 DoF).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import subprocess
 import os
 import shutil
 import statistics
@@ -64,6 +68,18 @@ BY_HAND = ("Also checked by hand (2026-11-22, same machine): Dream2Flow on seeds
            "is open-loop on the grasp, it does not notice a lost grasp).")
 
 
+def commit() -> str:
+    """The checked-out commit (``+dirty`` when tracked files differ from it)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def episode(task: str, seed: int, solvers: tuple[str, ...], out_root: str, resume: bool) -> list[dict]:
     """Run one task/seed for each solver; returns one record per solver."""
     from d2f_core.config import load_config
@@ -75,9 +91,12 @@ def episode(task: str, seed: int, solvers: tuple[str, ...], out_root: str, resum
     records = []
     for solver in solvers:
         done = out / f"result-{solver}.json"
+        here = commit()
         if resume and done.is_file():
-            records.append(json.loads(done.read_text())["_bench"])
-            continue
+            rec = json.loads(done.read_text()).get("_bench") or {}
+            if rec.get("commit") == here and "dirty" not in here:  # only episodes of this very commit
+                records.append(rec)
+                continue
         cfg = load_config(ROOT / "configs" / f"{task}.yaml", [f"solver.plugin={solver}"])
         t0 = time.perf_counter()
         run = Run(config=cfg, out_dir=out, registry=get_registry(), seed=seed)
@@ -92,7 +111,9 @@ def episode(task: str, seed: int, solvers: tuple[str, ...], out_root: str, resum
                 world.close()
         plan = json.loads((out / "plan.json").read_text()) if (out / "plan.json").is_file() else {}
         rec = {"task": task, "seed": seed, "solver": solver, "success": bool(result.get("success")),
-               "executable": plan.get("executable"), "reason": plan.get("reason") or error,
+               "executable": plan.get("executable"),
+               "reason": "" if result.get("success") else (result.get("message") or plan.get("reason") or error),
+               "ended": (result.get("episode") or {}).get("ended"), "commit": here,
                "tracking_error_mm": (plan.get("optimiser") or {}).get("max_error_mm"),
                "optimiser_s": (plan.get("optimiser") or {}).get("seconds"),
                "steps": result.get("steps"), "seconds": round(time.perf_counter() - t0, 1),
@@ -216,6 +237,17 @@ def main() -> None:
         for t, s in jobs:
             records += episode(t, s, solvers, a.out, a.resume)
     (Path(a.out) / "records.json").write_text(json.dumps(records, indent=1, default=str))
+    missing = [r for r in records if not r["success"] and not r["reason"]]
+    if missing:
+        print(f"warning: {len(missing)} failed episode(s) without a failure reason", file=sys.stderr)
+    commits = sorted({r.get("commit", "unknown") for r in records})
+    if a.write:
+        with open(ROOT / "docs" / "bench_closed_loop.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["task", "solver", "seed", "success", "failure_reason", "steps", "seconds", "commit"])
+            for r in sorted(records, key=lambda r: (r["task"], r["solver"], r["seed"])):
+                w.writerow([r["task"], r["solver"], r["seed"], int(r["success"]), r["reason"], r.get("steps"),
+                            r.get("seconds"), r.get("commit", "unknown")])
     minutes = (time.time() - t0) / 60
     cmd = "python benchmarks/bench_closed_loop.py " + " ".join(sys.argv[1:])
     notes = failure_notes(records)
@@ -227,7 +259,8 @@ def main() -> None:
     text = (f"## Closed loop: Dream2Flow vs AVDC vs RIGVid (simulated real-world tasks)\n\n"
             f"{machine_line(cmd)} {len(records)} episodes, {episode_min:.0f} min of episode time "
             f"(this call: {minutes:.0f} min; `--jobs 2` runs two at once, `--resume` reuses finished episodes "
-            f"from {Path(a.out).name}/).\n\n"
+            f"from {Path(a.out).name}/ of the same commit). Commit: {', '.join(c[:12] for c in commits)}; "
+            f"per-episode CSV with failure reasons: [bench_closed_loop.csv](bench_closed_loop.csv).\n\n"
             f"{table(records, tasks, solvers, a.seeds)}\n\n"
             "Ours are **simulated** (robosuite/MuJoCo, Franka) with an **oracle video** (sim-oracle renders the "
             "task done right; no video model runs here), simulator depth and masks (sim-depth, sim-mask) and the "
