@@ -16,6 +16,11 @@ pytest base classes (imported lazily, so pytest is only needed when you use them
 
 Checks look only at the protocol and the declared capabilities, never at plugin names; each
 failure says what is wrong and how to fix it. See ``d2f_conformance.checks.CHECKS`` for the list.
+
+The options ``d2f check`` builds a plugin with, and the checks it skips, are conformance settings
+(:mod:`d2f_conformance.settings`): the built-in plugins' table is :mod:`d2f_conformance.builtin`;
+a third-party package names a module in the entry-point group ``dream2flow.conformance``. Local
+stand-ins of remote services (Veo, Kling) are in :mod:`d2f_conformance.standins`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .api import all_passed, check_component, check_plugin, format_results, make
 from .checks import CHECKS, Check, check_names
 from .results import CheckFailed, CheckResult, CheckSkipped
 from .scenes import CheckEnv, standard_scene
+from .settings import ConformanceSettings, SettingsTable, register_settings, settings_for
 
 _BASE_CLASSES = (
     "ConformanceBase", "VideoModelConformance", "DepthEstimatorConformance", "SegmenterConformance",
@@ -36,7 +42,8 @@ _BASE_CLASSES = (
 __all__ = [
     "check_component", "check_plugin", "format_results", "all_passed", "make_env", "run_check",
     "CHECKS", "Check", "check_names", "CheckResult", "CheckFailed", "CheckSkipped", "CheckEnv",
-    "standard_scene", *_BASE_CLASSES,
+    "standard_scene", "ConformanceSettings", "SettingsTable", "register_settings", "settings_for",
+    *_BASE_CLASSES,
 ]
 
 

@@ -107,34 +107,39 @@ def check_component(component: Any, kind: str, *, env: CheckEnv | None = None, p
     return results
 
 
-def _options_for(manifest: Any, env: CheckEnv) -> Mapping[str, Any] | None:
-    co = manifest.check_options
-    if callable(co):
-        co = co(env)
-    if co is not None and not isinstance(co, Mapping):
-        raise TypeError(f"check_options of {manifest.name!r} gave {type(co).__name__}; it must be a dict "
-                        "(or a callable (env) -> dict)")
-    return co
-
-
 def check_plugin(name: str, kind: str | None = None, *, options: Mapping[str, Any] | None = None,
                  registry: Any = None, ctx: Any = None, only: Iterable[str] | None = None,
                  skip: Iterable[str] | None = None,
-                 problem_factory: Callable[[CheckEnv], Any] | None = None) -> list[CheckResult]:
+                 problem_factory: Callable[[CheckEnv], Any] | None = None,
+                 settings: Any = None, world: str | None = None,
+                 world_options: Mapping[str, Any] | None = None) -> list[CheckResult]:
     """Build an installed plugin and run its checks (every kind registered under ``name`` when
     ``kind`` is None).
 
-    Options default to the manifest's ``check_options`` (a dict, or a callable ``(env) -> dict``
-    given a :class:`CheckEnv` whose ``tmp_dir`` it may write files into). The plugin is built with
-    ``ctx`` or a BuildContext whose ``component(kind)`` is None (worlds use their default
-    embodiment). A plugin that cannot be built gives one ``build`` result: skipped when it is
+    ``world`` (embodiments only; ignored for other kinds): the name of a world plugin to bind the
+    embodiment to: the world is built with this embodiment as the run's (its options:
+    ``world_options``, else the world's conformance settings), which binds it; a ``bind`` result
+    reports that, and the bound-embodiment checks then run against it (``CheckEnv.world``).
+
+    Options default to the plugin's conformance settings (:mod:`d2f_conformance.settings`: the
+    built-in table, third-party ``dream2flow.conformance`` entry points, or the deprecated
+    ``Manifest.check_options``): a dict, or a callable ``(env) -> dict`` given a :class:`CheckEnv`
+    whose ``tmp_dir`` it may write files into. Checks the settings list under ``skip`` are
+    reported as skipped with their reason. ``settings`` is the
+    :class:`~d2f_conformance.settings.SettingsTable` to use (default: the process-wide one).
+
+    The plugin is built with ``ctx`` or a BuildContext whose ``component(kind)`` is None (worlds
+    use their default embodiment). A plugin that cannot be built gives one ``build`` result: skipped when it is
     unavailable here (missing extra, weights, key), failed otherwise, with the reason.
 
     Raises LookupError (PluginNotFoundError) when no plugin has that name.
     """
     from d2f_core.registry import BuildContext, PluginNotFoundError, PluginUnavailableError, get_registry
 
+    from .settings import settings_table
+
     registry = registry or get_registry()
+    settings = settings if settings is not None else settings_table()
     if kind is not None:
         entries = [registry.get(kind, name)]
     else:
@@ -160,8 +165,9 @@ def check_plugin(name: str, kind: str | None = None, *, options: Mapping[str, An
             if reason:
                 results.append(build_result("skipped", f"unavailable here: {reason}"))
                 continue
+            own_settings = settings.get(m.kind, m.name, m)
             try:
-                opts = options if options is not None else _options_for(m, env)
+                opts = options if options is not None else own_settings.resolve_options(env, m.name)
                 build_ctx = ctx if ctx is not None else BuildContext(seed=0, workdir=env.tmp_dir)
                 component = registry.create(m.kind, m.name, opts, ctx=build_ctx)
             except PluginUnavailableError as e:
@@ -171,7 +177,12 @@ def check_plugin(name: str, kind: str | None = None, *, options: Mapping[str, An
                 results.append(build_result("failed", f"could not build {m.kind} plugin {m.name!r}: "
                                                       f"{type(e).__name__}: {e}"))
                 continue
-            declared = dict(getattr(m, "check_skip", None) or {})
+            if world is not None and m.kind == "embodiment":
+                bind = _bind_world(component, world, world_options, registry, settings, env, m.name)
+                results.append(bind)
+                if bind.status != "passed":
+                    continue
+            declared = dict(own_settings.skip)
             own = [c for c in _select(m.kind, only, skip) if c.name in declared]
             for c in own:
                 results.append(CheckResult(check=c.name, kind=m.kind, plugin=m.name, status="skipped",
@@ -179,8 +190,46 @@ def check_plugin(name: str, kind: str | None = None, *, options: Mapping[str, An
             results.extend(check_component(component, m.kind, env=env, plugin=m.name, only=only,
                                            skip=list(skip or ()) + [c.name for c in own]))
         finally:
+            close = getattr(env.world, "close", None)
+            env.world = None
+            if callable(close):
+                close()
             shutil.rmtree(env.tmp_dir, ignore_errors=True)
     return results
+
+
+def _bind_world(component: Any, world: str, world_options: Mapping[str, Any] | None, registry: Any, settings: Any,
+                env: CheckEnv, plugin: str) -> CheckResult:
+    """Build world plugin ``world`` with ``component`` as the run's embodiment (it binds it); keep it in
+    ``env.world``. One ``bind`` result: passed, skipped (world unavailable here) or failed (with why)."""
+    from d2f_core.registry import BuildContext, PluginUnavailableError
+
+    t0 = time.perf_counter()
+
+    def result(status: str, message: str) -> CheckResult:
+        return CheckResult(check="bind", kind="embodiment", plugin=plugin, status=status,  # type: ignore[arg-type]
+                           message=message, seconds=time.perf_counter() - t0)
+
+    try:
+        entry = registry.get("world", world, where="--world")
+    except Exception as e:  # noqa: BLE001 - unknown world: the registry's message has "did you mean"
+        return result("failed", str(e))
+    reason = registry.unavailable_reason(entry.manifest)
+    if reason:
+        return result("skipped", f"world {world!r} is unavailable here: {reason}")
+    try:
+        opts = world_options if world_options is not None else \
+            settings.get("world", world, entry.manifest).resolve_options(env, world)
+        ctx = BuildContext(seed=0, workdir=env.tmp_dir, getter=lambda k: component if k == "embodiment" else None)
+        built = registry.create("world", world, opts, ctx=ctx)
+        if getattr(component, "world", None) is not built:  # worlds bind their embodiment; bind if this one did not
+            component.bind(built)
+    except PluginUnavailableError as e:
+        return result("skipped", str(e))
+    except Exception as e:  # noqa: BLE001 - the finding: this embodiment does not work in that world
+        return result("failed", f"building world {world!r} with embodiment {plugin!r} failed: {type(e).__name__}: {e}")
+    env.world = built
+    return result("passed", f"bound to world {world!r}")
 
 
 def all_passed(results: Iterable[CheckResult]) -> bool:

@@ -136,7 +136,7 @@ def standard_scene(width: int = 64, height: int = 48, num_frames: int = 8,
 
 @dataclass
 class CheckEnv:
-    """Handed to every check and to a manifest's ``check_options`` callable: a temp folder and
+    """Handed to every check and to a conformance-settings ``options`` callable: a temp folder and
     the standard scene, so a plugin that reads files (playback, recorded depth) can write ones
     matching the inputs.
 
@@ -147,15 +147,18 @@ class CheckEnv:
             (default: the pure-numpy doubles of :mod:`d2f_conformance.doubles`).
         cache: per-run memo the checks use to avoid calling a slow component twice for the same
             inputs (keyed by component id).
+        world: the world an embodiment under check is bound to (``d2f check NAME --world W``,
+            ``check_plugin(..., world=W)``), else None; the bound-embodiment checks run only with one.
 
     ``CheckEnv`` is also path-like (``os.fspath(env)`` and ``env / "file"`` refer to ``tmp_dir``),
-    so a ``check_options`` callable written as ``lambda tmp_dir: ...`` keeps working.
+    so an ``options`` callable written as ``lambda tmp_dir: ...`` keeps working.
     """
 
     tmp_dir: Path
     scene: ConformanceScene
     problem_factory: Callable[["CheckEnv"], Any] | None = None
     cache: dict = field(default_factory=dict, repr=False, compare=False)
+    world: Any = field(default=None, repr=False, compare=False)
 
     def __fspath__(self) -> str:
         return str(self.tmp_dir)

@@ -2,9 +2,12 @@
 
 Commands (names and options are contracts; users and acceptance tests call them):
   d2f plugins [--json]                     list plugins, their kind, package, status, extra
-  d2f check [NAME...] [--json]             run the conformance suite on plugins
+  d2f check [NAME...] [--json] [--world W] run the conformance suite on plugins (--world: embodiments
+                                           bound to world W)
   d2f run CONFIG [--seed N] [--out DIR] [--set key=value ...]
   d2f demo [--out DIR] [--seed N]          run configs/demo.yaml
+  d2f train CONFIG --out DIR [--resume] [--seed N] [--set key=value ...]
+                                           train what the config learns; resumable after a kill
   d2f eval CONFIG --seeds A-B --out DIR [--set key=value ...] [--resume]
                                            episodes over seeds; DIR/summary.json
   d2f flow extract --scene DIR [--config FILE] [--set key=value ...] --out FLOW.npz [--camera NAME]
@@ -76,12 +79,23 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="print a JSON lis
 @app.command()
 def check(names: Optional[List[str]] = typer.Argument(None, help="plugin names (default: all usable)"),
           as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
-          verbose: bool = typer.Option(False, "--verbose", "-v", help="list every check")) -> None:
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="list every check"),
+          world: Optional[str] = typer.Option(None, "--world", help="embodiments only: build this world plugin with "
+                                              "each named embodiment, bind it, and also run the bound checks "
+                                              "(fk/ik/joint_action against the world's actions and joint "
+                                              "readings), e.g. d2f check robosuite-arm --world robosuite")) -> None:
     """Run the conformance suite; exit 1 on any failure."""
     from d2f_conformance import check_plugin, format_results
 
     from .registry import get_registry
     reg = get_registry().discover()
+    if world is not None:
+        if not names:
+            _fail("--world: name the embodiment(s) to bind, e.g. d2f check robosuite-arm --world robosuite")
+        try:
+            reg.get("world", world, where="--world")
+        except Exception as e:
+            _fail(str(e))
     if not names:
         names = sorted({e.manifest.name for e in reg.entries() if reg.unavailable_reason(e.manifest) is None})
     known = {e.manifest.name for e in reg.entries()}
@@ -93,7 +107,11 @@ def check(names: Optional[List[str]] = typer.Argument(None, help="plugin names (
             except Exception as e:
                 msg = str(e).replace("no tracker plugin", "no plugin")
                 _fail(msg)
-        results.extend(check_plugin(name, registry=reg))
+        if world is not None and not any(e.manifest.name == name for e in reg.entries("embodiment")):
+            kinds = sorted({e.manifest.kind for e in reg.entries() if e.manifest.name == name})
+            _fail(f"--world: {name!r} is a {'/'.join(kinds)} plugin; --world binds embodiments (e.g. franka, "
+                  "robosuite-arm): drop --world or name an embodiment")
+        results.extend(check_plugin(name, registry=reg, world=world))
     failed = [r for r in results if r.status == "failed"]
     if as_json:
         sys.stdout.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
@@ -180,6 +198,26 @@ def eval_(config: str = typer.Argument(..., help="YAML run config or a shipped r
                      f"{Path(out) / 'summary.json'}", markup=False)
 
 
+@app.command("train")
+def train_command(config: str = typer.Argument(..., help="YAML run config or a shipped recipe name"),
+                  out: Path = typer.Option(..., "--out", help="training folder: checkpoints, log.csv, the trained model"),
+                  resume: bool = typer.Option(False, "--resume", help="continue the training in --out from its last "
+                                              "checkpoint"),
+                  seed: Optional[int] = typer.Option(None, "--seed", help="seed (default: train.seed, then the config's)"),
+                  overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. train.steps=20")) -> None:
+    """Train what the config learns (a trainable dynamics model, a solver that trains); --resume continues."""
+    from .acting.train import TrainError, load_train_config, train
+    try:
+        cfg, options = load_train_config(config, overrides or [])
+        status = train(cfg, out, train_config=options, resume=resume, seed=seed, console=_console(stderr=True))
+    except (TrainError, *_known_errors()) as e:
+        _fail(str(e), code=1 if type(e).__name__ == "StageError" else 2)
+    except Exception as e:  # noqa: BLE001 - a learner failed: one line (D2F_DEBUG=1 for the traceback)
+        _fail(f"training failed: {type(e).__name__}: {e} (state kept in {out}; fix and run again with --resume)",
+              code=1)
+    _console().print(f"trained {', '.join(status.get('learners', {}))}: {out} (log.csv, train.json)", markup=False)
+
+
 def demo_config_path() -> Path:
     """configs/demo.yaml: from the working tree when present, else the installed copy."""
     local = Path("configs/demo.yaml")
@@ -253,7 +291,11 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        _console(stderr=True).print("interrupted: the run folder keeps the finished stages; run again to resume")
+        if len(sys.argv) > 1 and sys.argv[1] == "train":
+            text = "interrupted: the training folder keeps its last checkpoint; continue with the same command and --resume"
+        else:
+            text = "interrupted: the run folder keeps the finished stages; run again to resume"
+        _console(stderr=True).print(text, markup=False)
         sys.exit(130)
 
 

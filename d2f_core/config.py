@@ -8,6 +8,7 @@ typo is an error naming the config path, the plugin and the valid keys.
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -87,6 +88,35 @@ class ExecuteConfig(_Strict):
                                                     "passes (Gymnasium's terminated)")
 
 
+SOLVER_DEFAULT_STEPS = 5000
+"""Environment steps a training solver gets when ``train.steps`` is not set (the paper's "5000 training
+iterations" for Open Door; the paper does not define the unit)."""
+
+class TrainConfig(_Strict):
+    """Options of ``d2f train`` (the run config's ``train:`` section; ``--set train.steps=20``)."""
+
+    steps: int | None = Field(None, ge=1, description="how long to train: rounds (collect, then fit) for a "
+                              "dynamics model (default: transitions / chunk), environment steps for a solver "
+                              f"(default {SOLVER_DEFAULT_STEPS})")
+    transitions: int = Field(500, ge=1, description="dynamics: transitions collected in all (paper, Push-T: 500)")
+    chunk: int = Field(50, ge=1, description="dynamics: transitions collected per round, from one world reset")
+    checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints (default: every "
+                                         "round for a dynamics model, steps / 10 for a solver); the last step "
+                                         "is always checkpointed")
+    keep: int = Field(2, ge=1, description="checkpoints kept per learner (older ones are deleted)")
+    log_every: int | None = Field(None, ge=1, description="solver: environment steps between log rows "
+                                  "(default steps / 100); a dynamics model logs every round")
+    seed: int | None = Field(None, description="seed of data collection and learning (default: --seed, then "
+                             "the config's seed)")
+    tensorboard: bool = Field(True, description="also write TensorBoard events when tensorboard is installed")
+
+    def dynamics_steps(self) -> int:
+        return self.steps if self.steps is not None else math.ceil(self.transitions / self.chunk)
+
+    def solver_steps(self) -> int:
+        return self.steps if self.steps is not None else SOLVER_DEFAULT_STEPS
+
+
 class _RunConfigBase(_Strict):
     """A whole run. Components left out are stages that are skipped. One ``KIND: {plugin, options}``
     field per component kind of :data:`d2f_core.protocols.KIND_SPECS` (generated from that table)."""
@@ -99,6 +129,8 @@ class _RunConfigBase(_Strict):
     flow: FlowConfig = Field(default_factory=FlowConfig)
     grasp: GraspConfig = Field(default_factory=GraspConfig)
     execute: ExecuteConfig = Field(default_factory=ExecuteConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig, description="options of `d2f train` (steps, "
+                               "transitions, chunk, checkpoint_every, keep, log_every, seed, tensorboard)")
 
     def component(self, kind: str) -> ComponentConfig | None:
         if kind not in KINDS:
@@ -202,7 +234,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         else:
             p = Path(path)
             if not p.is_file():
-                p = _recipe(p)
+                p = resolve_recipe(p)
             try:
                 raw = yaml.safe_load(p.read_text()) or {}
             except yaml.YAMLError as e:
@@ -226,7 +258,7 @@ def recipes() -> dict[str, Path]:
     return {f.stem: f for f in sorted(root.glob("*.yaml"))}
 
 
-def _recipe(p: Path) -> Path:
+def resolve_recipe(p: Path) -> Path:
     """A missing config path that names a shipped recipe (``open_oven``, ``configs/open_oven.yaml``)
     resolves to it, so recipes run from any folder; else a ConfigError listing them."""
     known = recipes()
@@ -234,6 +266,9 @@ def _recipe(p: Path) -> Path:
         return known[p.stem]
     names = ", ".join(known) or "none installed"
     raise ConfigError(f"{p}: config file not found; shipped recipes (use the name or configs/NAME.yaml): {names}")
+
+
+_recipe = resolve_recipe  # former private name
 
 
 def _deepcopy(d: Any) -> Any:

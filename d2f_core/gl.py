@@ -112,6 +112,20 @@ def gl_choice() -> GLChoice:
     return configure_headless_gl()
 
 
+def _load_triton_first() -> None:
+    """Load Triton's native library (when installed, e.g. beside a CUDA torch build) before the first
+    EGL context: once Mesa's EGL has loaded its libLLVM, torch's optimisers loading Triton lazily
+    crash the process (seen with SAC training after rendering a robosuite scene). About 0.15 s."""
+    import importlib
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("triton") is not None:
+            importlib.import_module("triton._C.libtriton")
+    except Exception:  # noqa: BLE001 - best effort: a broken Triton must not stop rendering
+        pass
+
+
 def gl_context_class() -> type | None:
     """MuJoCo's GL context class for the backend in force, imported now.
 
@@ -123,6 +137,7 @@ def gl_context_class() -> type | None:
         raise RuntimeError(choice.problem)
     backend = (choice.backend or "").lower().strip()
     if backend == "egl":
+        _load_triton_first()
         from mujoco.egl import GLContext
         return GLContext
     if backend == "osmesa":

@@ -11,7 +11,7 @@ themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -191,11 +191,16 @@ class TrainableDynamics(DynamicsModel, Protocol):
 
     def fit(self, transitions: Mapping[str, np.ndarray], *, progress: Any = None) -> Mapping[str, float]:
         """Learn from ``transitions``: ``points`` K x N x 3, ``actions`` K x action_dim, ``next_points``
-        K x N x 3 (metres, world frame). Returns metrics (e.g. ``{"loss": ...}``)."""
+        K x N x 3 (metres, world frame). Returns metrics (e.g. ``{"loss": ...}``).
+
+        Continues from the current parameters and optimiser state (a warm start: ``d2f train`` calls
+        it once per round on all transitions so far); ``progress`` is a callable
+        ``progress(done, total, metrics)`` (``total`` may be None)."""
         ...
 
     def save(self, directory: str) -> None:
-        """Write everything ``load`` needs into ``directory`` (created if missing)."""
+        """Write everything ``load`` needs into ``directory`` (created if missing), the optimiser
+        state included."""
         ...
 
     def load(self, directory: str) -> None:
@@ -292,7 +297,13 @@ class Embodiment(Component, Protocol):
 class GraspingArm(Embodiment, Protocol):
     """An arm with a gripper (capability ``grasping``): what grasping solvers use instead of probing.
 
-    ``gripper_open`` / ``gripper_closed`` are :data:`GRIPPER_OPEN` / :data:`GRIPPER_CLOSED`."""
+    ``gripper_open`` / ``gripper_closed`` are :data:`GRIPPER_OPEN` / :data:`GRIPPER_CLOSED`.
+
+    Optional extras (not part of the protocol; solvers use them when present, else fall back):
+    ``fk_jacobian(q)`` -> (T, J), also batched over q N x dof -> (N x 4 x 4, N x 6 x dof), one FK pass
+    (else ``fk`` and ``jacobian`` per row); ``ik_settings`` (an object with ``position_tolerance`` m and
+    ``rotation_tolerance`` rad: the IK success thresholds, else 1e-3 m / 1e-2 rad); ``T_world_base``
+    (4x4, world frame: the robot base, a hint for calibrating other IK models, else identity)."""
 
     T_ee_grasp: np.ndarray
     """4x4 pose of the grasp frame in the end-effector frame (the approach axis is its z)."""
@@ -399,9 +410,27 @@ class Solver(Component, Protocol):
     def solve(self, problem: Problem) -> Agent:
         """Turn a problem into an agent (a trajectory player, a replanning loop, a network).
 
-        A solver declares, in its manifest's ``uses``, the acting kinds it can use (``dynamics``,
-        ``estimator``, ``reward``) and the capability each must have; configuring one it cannot use
-        is an error before anything runs."""
+        A solver declares, in its manifest's ``uses`` (and, by convention, a class attribute ``uses``
+        that ``Manifest.of`` reads and the conformance checks honour), the acting kinds it can use
+        (``dynamics``, ``estimator``, ``reward``) mapped to the capability each must have (None: any);
+        configuring one it cannot use is an error before anything runs."""
+        ...
+
+
+@runtime_checkable
+class TrainingSolver(Solver, Protocol):
+    """A solver that learns by acting (capability ``trains``); ``d2f train`` drives it."""
+
+    def train(self, env: Any, out_dir: str, *, resume: bool, budget: int, checkpoint_every: int, seed: int,
+              progress: Callable[[int, int, Mapping[str, float]], None] | None = None,
+              log: Callable[[int, Mapping[str, float]], None] | None = None) -> Mapping[str, float]:
+        """Learn in ``env`` (a FlowEnv) for ``budget`` environment steps in all, counting those done
+        before a resume. Write atomic checkpoints into ``out_dir`` every ``checkpoint_every`` steps
+        holding everything needed to continue (weights, optimiser, replay buffer, RNG, step counter);
+        with ``resume`` continue from the newest one (start afresh when there is none). Call
+        ``progress(step, budget, metrics)`` as it goes and ``log(step, metrics)`` per log row (a step
+        logged again after a resume replaces the rows from that step on). Leave what ``solve`` needs
+        to act with the trained policy in ``out_dir``. Returns the final metrics."""
         ...
 
 

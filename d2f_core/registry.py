@@ -8,6 +8,7 @@ malformed, is recorded as a :class:`LoadFailure` and the others keep working.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import importlib.util
@@ -15,6 +16,7 @@ import inspect
 import os
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Iterable, Mapping
@@ -70,12 +72,11 @@ class Manifest:
             API key), None when it can. Must be cheap.
         stand_in: True when it stands in for a real model (simulator oracle, playback).
         verified: how it is tested here (e.g. "tiny random-weight model", "local HTTP server").
-        check_options: options ``d2f check`` builds it with (e.g. a tiny model path), or a callable
-            ``(env) -> dict`` that prepares them; ``env`` is a ``d2f_conformance.CheckEnv`` with a
-            temp folder (``env.tmp_dir``) and the inputs the checks will feed (``env.scene``).
-        check_skip: checks ``d2f check`` reports as skipped for this plugin, name -> why (e.g. the
-            accuracy checks of an adapter checked on a random-weight model). Contract checks
-            (types, shapes, value conventions) should never be listed here.
+        check_options, check_skip: **deprecated** (a DeprecationWarning when given; still used by
+            ``d2f check`` when d2f_conformance has no settings for the plugin). Test-only metadata
+            does not belong in a shipped plugin module: give the options ``d2f check`` builds the
+            plugin with, and the checks it skips, through the entry-point group
+            ``dream2flow.conformance`` (see :mod:`d2f_conformance.settings`).
         uses: solvers only: the acting kinds (``dynamics``, ``estimator``, ``reward``) the solver can
             use, each mapped to the capability the component must declare (None: any). Configuring
             an acting kind the chosen solver does not list, or one lacking the capability, is an
@@ -104,6 +105,111 @@ class Manifest:
         object.__setattr__(self, "capabilities", frozenset(self.capabilities))
         object.__setattr__(self, "requires", tuple(self.requires))
         object.__setattr__(self, "uses", dict(self.uses))
+        given = [f for f in ("check_options", "check_skip") if getattr(self, f)]
+        if given:
+            warnings.warn(
+                f"Manifest({self.name!r}): {' and '.join(given)} {'is' if len(given) == 1 else 'are'} "
+                "deprecated (test-only metadata in a shipped module); provide them through the entry-point "
+                "group 'dream2flow.conformance' (a module with d2f_conformance_settings(register), see "
+                "d2f_conformance.settings). `d2f check` still uses them until then.",
+                DeprecationWarning, stacklevel=3)
+
+    @classmethod
+    def of(cls, component: type, *, factory: Callable[..., Any] | str | None = None,
+           **overrides: Any) -> "Manifest":
+        """The manifest of a component class, read from its class attributes.
+
+        One short call per plugin: ``register(Manifest.of(MyTracker))``. Class attributes read
+        (Manifest field <- attribute, default when absent):
+
+        ============== ================ ==========================================================
+        name           ``name``         required: the name used in configs
+        kind           ``kind``         required: one of :data:`d2f_core.protocols.KINDS`
+        options_model  ``Options``      None (a pydantic model of the plugin's options)
+        capabilities   ``capabilities`` ``frozenset()``
+        description    ``description``  ``""`` (one line for ``d2f plugins``)
+        extra          ``extra``        None
+        requires       ``requires``     ``()``
+        install        ``install``      None
+        available      ``available``    None; a ``staticmethod`` (it is called with no arguments)
+        stand_in       ``stand_in``     ``"stand_in" in capabilities``
+        verified       ``verified``     ``""``
+        uses           ``uses``         ``{}`` (solvers only)
+        api_version    ``api_version``  :data:`CORE_API_VERSION`
+        ============== ================ ==========================================================
+
+        ``factory`` defaults to building the class itself: ``Class(options)`` when its constructor
+        takes a positional parameter (``Class()`` when it takes none), with ``ctx=ctx`` added when
+        it has a parameter named ``ctx``. Pass a ``factory(options, ctx)`` (or a ``"module:attr"``
+        string) when building needs more, e.g. heavy imports: they belong in the factory, so the
+        plugin module stays cheap to import. Keyword ``overrides`` are Manifest fields and win
+        over the class attributes (e.g. ``capabilities=...`` wider than an instance's default).
+        """
+        if not isinstance(component, type):
+            raise TypeError(f"Manifest.of takes the component class, got {type(component).__name__} "
+                            f"{component!r}; for a factory function use Manifest(name, kind, factory, ...)")
+        fields = {f.name for f in dataclasses.fields(cls)} - {"factory"}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise TypeError(f"Manifest.of({component.__name__}): unknown field(s) {unknown}; overrides are "
+                            f"Manifest fields: {', '.join(sorted(fields))}")
+        values: dict[str, Any] = {}
+        for fname, attr in _CLASS_ATTRIBUTES.items():
+            if fname in overrides:
+                values[fname] = overrides.pop(fname)
+                continue
+            raw = inspect.getattr_static(component, attr, _MISSING)
+            if raw is _MISSING:
+                continue
+            if fname == "available":
+                if isinstance(raw, (staticmethod, classmethod)):
+                    raw = getattr(component, attr)
+                elif inspect.isfunction(raw):
+                    raise TypeError(f"Manifest.of({component.__name__}): `available` must be a staticmethod "
+                                    "(it is called with no arguments: () -> reason or None)")
+            elif isinstance(raw, (staticmethod, classmethod, property)):
+                raise TypeError(f"Manifest.of({component.__name__}): `{attr}` must be a plain class "
+                                f"attribute, got a {type(raw).__name__}")
+            values[fname] = raw
+        for required in ("name", "kind"):
+            if not isinstance(values.get(required), str):
+                what = ("the name used in configs, e.g. name = \"my-tracker\"" if required == "name"
+                        else f"one of {', '.join(KINDS)}, e.g. kind = \"tracker\"")
+                got = (f"declares no `{required}`" if required not in values
+                       else f"has `{required}` = {values[required]!r}, not a string")
+                raise TypeError(f"Manifest.of({component.__name__}): the class {got}; add the class "
+                                f"attribute {required} ({what}) or pass {required}=...")
+        values.setdefault("stand_in", "stand_in" in frozenset(values.get("capabilities", ())))
+        return cls(factory=factory if factory is not None else _class_factory(component), **values,
+                   **overrides)
+
+
+_MISSING = object()
+
+_CLASS_ATTRIBUTES = {  # Manifest field -> component class attribute read by Manifest.of
+    "name": "name", "kind": "kind", "options_model": "Options", "capabilities": "capabilities",
+    "description": "description", "extra": "extra", "requires": "requires", "install": "install",
+    "available": "available", "stand_in": "stand_in", "verified": "verified", "uses": "uses",
+    "api_version": "api_version",
+}
+
+
+def _class_factory(component: type) -> Callable[..., Any]:
+    """The default factory of :meth:`Manifest.of`: ``Class(options[, ctx=ctx])`` or ``Class()``."""
+
+    def factory(options: Any, ctx: Any = None) -> Any:
+        try:
+            params = inspect.signature(component).parameters.values()
+        except (TypeError, ValueError):  # no signature (a builtin base): give it the options
+            return component(options)
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+        wants_ctx = any(p.name == "ctx" and p.kind is not p.POSITIONAL_ONLY for p in params)
+        args = (options,) if positional and positional[0].name != "ctx" else ()
+        return component(*args, **({"ctx": ctx} if wants_ctx else {}))
+
+    factory.__name__ = factory.__qualname__ = f"{component.__name__}.<default factory>"
+    factory.__doc__ = f"Builds {component.__module__}.{component.__qualname__}(options)."
+    return factory
 
 
 @dataclass(frozen=True)

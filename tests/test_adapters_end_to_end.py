@@ -33,7 +33,7 @@ def scene_without_video(tmp_path, num_frames):
 
 
 def test_flow_extract_generates_through_kling(tmp_path, monkeypatch):
-    from d2f_plugins.video.kling import KlingStandIn
+    from d2f_conformance.standins.kling import KlingStandIn
 
     monkeypatch.setenv("KLING_ACCESS_KEY", AK)
     monkeypatch.setenv("KLING_SECRET_KEY", SK)

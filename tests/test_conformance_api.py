@@ -100,8 +100,9 @@ def test_check_options_callable_gets_the_env_and_its_tmp_dir():
         seen["embodiment"] = ctx.component("embodiment")
         return FileQueriesTracker(options.path)
 
-    reg = registry_with(Manifest(name="file-tracker", kind="tracker", factory=factory, options_model=Opts,
-                                 check_options=check_options))
+    with pytest.warns(DeprecationWarning, match="check_options is deprecated"):  # still honoured
+        reg = registry_with(Manifest(name="file-tracker", kind="tracker", factory=factory, options_model=Opts,
+                                     check_options=check_options))
     results = check_plugin("file-tracker", registry=reg)
     assert all_passed(results), format_results(results)
     assert seen["workdir"] == seen["env"].tmp_dir and seen["embodiment"] is None

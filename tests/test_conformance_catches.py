@@ -99,6 +99,10 @@ def test_check_names_are_api():
                   "world_success_is_bool", "world_horizon"],
         "solver": ["solver_returns_policy", "solver_actions_within_bounds", "solver_determinism",
                    "solver_no_input_mutation", "solver_rejects_malformed_input"],
+        "estimator": ["estimator_output_types", "estimator_starts_at_the_flow", "estimator_known_motion",
+                      "estimator_determinism", "estimator_rejects_malformed_input", "estimator_no_input_mutation"],
+        "reward": ["reward_output_types", "reward_determinism", "reward_follows_the_flow",
+                   "reward_rejects_malformed_input", "reward_no_input_mutation"],
     }
     assert set(CHECKS) == set(required)
     for kind, names in required.items():

@@ -24,8 +24,7 @@ pytest.importorskip("mujoco")
 pytestmark = pytest.mark.sim
 
 from d2f_core.registry import PluginUnavailableError, get_registry  # noqa: E402
-from d2f_plugins.embodiment.deoxys_backend import DeoxysFranka, RateLimiter  # noqa: E402
-from d2f_plugins.embodiment.robosuite_robots import FrankaOptions, _franka  # noqa: E402
+from d2f_plugins.embodiment.deoxys_backend import DeoxysFranka, DeoxysFrankaOptions, RateLimiter  # noqa: E402
 from d2f_plugins.embodiment.safety import (PANDA_JOINT_LIMITS, PANDA_VELOCITY_LIMITS, SafetyError,  # noqa: E402
                                            SafetyGuard, SafetyLimits)
 
@@ -81,7 +80,7 @@ def clock():
 
 def make(clock: FakeClock | None = None, **options) -> DeoxysFranka:
     clock = clock or FakeClock()
-    return DeoxysFranka(FrankaOptions(backend="deoxys", **options), clock=clock.time, sleep=clock.sleep)
+    return DeoxysFranka(DeoxysFrankaOptions(**options), clock=clock.time, sleep=clock.sleep)
 
 
 def real(clock: FakeClock | None = None, **options) -> DeoxysFranka:
@@ -320,13 +319,13 @@ def test_dry_run_start_must_be_safe(clock):
     with pytest.raises(ValueError, match="dry_run_start_q"):
         make(clock, dry_run_start_q=[0, 0, 0, -0.05, 0, 1, 0])
     with pytest.raises(ValueError):
-        FrankaOptions(backend="deoxys", dry_run_start_q=[0.0] * 6)
+        DeoxysFrankaOptions(dry_run_start_q=[0.0] * 6)
     with pytest.raises(ValueError, match="datasheet"):
         make(clock, velocity_limits=[3.0] * 7)
     with pytest.raises(ValueError, match="T_world_base"):
-        FrankaOptions(backend="deoxys", T_world_base=[[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+        DeoxysFrankaOptions(T_world_base=[[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
     with pytest.raises(ValueError, match="workspace_min"):
-        FrankaOptions(backend="deoxys", workspace_min=[0.5, 0, 0], workspace_max=[0.4, 1, 1])
+        DeoxysFrankaOptions(workspace_min=[0.5, 0, 0], workspace_max=[0.4, 1, 1])
 
 
 def test_velocity_check_uses_one_over_control_hz(clock):
@@ -485,21 +484,38 @@ def test_bind_accepts_no_world_or_a_real_one_but_not_a_simulation(clock):
         class env:
             sim = object()
 
-    with pytest.raises(ValueError, match="backend: sim"):
+    with pytest.raises(ValueError, match="embodiment.plugin=franka"):
         robot.bind(SimWorld())
 
 
 # --------------------------------------------------------------------------- factory / registry
 
 
-def test_franka_factory_with_backend_deoxys_builds_a_dry_run_deoxys_franka():
+def test_franka_deoxys_is_its_own_plugin_and_builds_a_dry_run():
     _forget_deoxys()
-    emb = get_registry().create("embodiment", "franka", {"backend": "deoxys"})
-    assert isinstance(emb, DeoxysFranka) and emb.dry_run and emb.name == "franka" and emb.robot == "Panda"
-    assert "hardware" in emb.capabilities and emb.dof == 7
+    from d2f_core.protocols import GRIPPER_CLOSED, GRIPPER_OPEN, GraspingArm
+
+    emb = get_registry().create("embodiment", "franka-deoxys", {})
+    assert isinstance(emb, DeoxysFranka) and emb.dry_run and emb.name == "franka-deoxys" and emb.robot == "Panda"
+    assert {"hardware", "grasping", "ik"} <= emb.capabilities and emb.dof == 7
+    assert isinstance(emb, GraspingArm) and (emb.gripper_open, emb.gripper_closed) == (GRIPPER_OPEN, GRIPPER_CLOSED)
     np.testing.assert_allclose(emb.current_q(), emb.home_q)
-    emb2 = _franka(FrankaOptions(backend="deoxys", dry_run=True, control_hz=10.0))
+    emb2 = get_registry().create("embodiment", "franka-deoxys", {"dry_run": True, "control_hz": 10.0})
     assert isinstance(emb2, DeoxysFranka) and emb2.control_hz == 10.0
     assert "deoxys" not in sys.modules
-    sim = get_registry().create("embodiment", "franka", {"backend": "sim"})
+    # the same Panda kinematics as the simulated franka: grasp frame and fk agree exactly
+    sim = get_registry().create("embodiment", "franka", {})
     assert not isinstance(sim, DeoxysFranka)
+    np.testing.assert_array_equal(emb.T_ee_grasp, sim.T_ee_grasp)
+    np.testing.assert_allclose(emb.fk(Q0), sim.fk(Q0), atol=1e-12)
+    T = sim.fk(Q0)
+    np.testing.assert_allclose(emb.grasp_to_ee(emb.arm_model.ee_to_grasp(T), 0.0), T, atol=1e-12)
+    # a dry-run command: accepted, logged, and the simulated joints follow (gripper -1 = open: 8 cm)
+    a = emb.joint_action(emb.current_q(), GRIPPER_OPEN)
+    emb.send(a)
+    assert emb.command_log[-1]["event"] == "command" and emb.gripper_width() == pytest.approx(0.08)
+    # the old spelling says where the backend went
+    with pytest.raises(ValueError, match="franka-deoxys"):
+        get_registry().create("embodiment", "franka", {"backend": "deoxys"})
+    with pytest.raises(ValueError, match="deoxys_config"):
+        get_registry().create("embodiment", "franka-deoxys", {"dry_run": False})

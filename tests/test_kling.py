@@ -1,8 +1,8 @@
 """``kling`` adapter against local servers speaking the Kling image2video protocol.
 
-Servers: the plugin's own stand-in (``KlingStandIn``, with failure knobs) and an independently
-written variant (``tests/servers/kling_variant.py``, PyJWT verification, CDN on another port,
-24 fps video). Nothing here talks to the real service.
+Servers: the conformance stand-in (``d2f_conformance.standins.kling.KlingStandIn``, with failure
+knobs) and an independently written variant (``tests/servers/kling_variant.py``, PyJWT
+verification, CDN on another port, 24 fps video). Nothing here talks to the real service.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ pytest.importorskip("imageio_ffmpeg")
 from d2f_core import Video  # noqa: E402
 from d2f_core.registry import PluginUnavailableError  # noqa: E402
 from d2f_plugins.video._adapter_util import VideoServiceError  # noqa: E402
-from d2f_plugins.video.kling import (KlingOptions, KlingStandIn, KlingVideoModel, make_jwt,  # noqa: E402
-                                     verify_jwt)
+from d2f_plugins.video.kling import KlingOptions, KlingVideoModel, make_jwt  # noqa: E402
+from d2f_conformance.standins.kling import KlingStandIn, verify_jwt  # noqa: E402
 from servers.conformance import assert_conformance_against_stand_in  # noqa: E402
 from servers.images import mad, smooth_image  # noqa: E402
 

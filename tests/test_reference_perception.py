@@ -10,6 +10,7 @@ import pytest
 from d2f_core import RGBD, Camera, Video
 from d2f_core.registry import OptionsError, get_registry
 from d2f_conformance.scenes import CheckEnv, look_at, pinhole, standard_scene
+from d2f_conformance.settings import settings_for
 
 from d2f_plugins.video.file_video import DEFAULT_FPS, read_video, write_video
 
@@ -464,24 +465,24 @@ def test_manifests():
         m = reg.get(kind, name).manifest
         assert m.capabilities == caps, (kind, name)
         assert m.description and "\n" not in m.description
-        if m.check_options is None:  # no file to prepare: builds with default options
+        if settings_for(kind, name, m).options is None:  # no file to prepare: builds with default options
             assert reg.create(kind, name).name == name
     assert reg.get("video", "file").manifest.extra == "io"
     assert reg.get("video", "file").manifest.requires == () and reg.get("video", "file").manifest.extra == "io"
 
 
-def test_check_options_reproduce_the_scene(tmp_path, scene):
+def test_conformance_options_reproduce_the_scene(tmp_path, scene):
     reg = get_registry()
     env = CheckEnv(tmp_dir=tmp_path, scene=scene)
-    video_model = reg.create("video", "file", reg.get("video", "file").manifest.check_options(env))
+    video_model = reg.create("video", "file", settings_for("video", "file").resolve_options(env))
     video = video_model.generate(scene.rgbd.rgb, scene.task.instruction, num_frames=scene.video.num_frames)
     np.testing.assert_array_equal(video.frames, scene.video.frames)
     assert video.fps == pytest.approx(scene.video.fps)
-    depth = reg.create("depth", "file", reg.get("depth", "file").manifest.check_options(env))
+    depth = reg.create("depth", "file", settings_for("depth", "file").resolve_options(env))
     dv = depth.estimate(scene.video)
     np.testing.assert_array_equal(dv.depth, scene.depth)
     assert dv.metric
-    seg = reg.create("segmenter", "file", reg.get("segmenter", "file").manifest.check_options(env))
+    seg = reg.create("segmenter", "file", settings_for("segmenter", "file").resolve_options(env))
     np.testing.assert_array_equal(seg.segment(scene.rgbd.rgb, scene.task.object), scene.mask)
 
 

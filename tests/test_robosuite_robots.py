@@ -1,4 +1,5 @@
-"""Embodiments franka / spot / gr1 (plugins/embodiment/robosuite_robots.py) against ground truth.
+"""Embodiments franka / spot / gr1 (plugins/embodiment/robosuite_robots.py) against ground truth
+(robosuite-arm: tests/test_embodiments_by_name.py).
 
 Ground truth: the Franka Panda's published DH parameters, GR1's left/right mirror symmetry, finite
 differences of FK, and -- bound to a live robosuite env -- MuJoCo's own grip-site poses and the
@@ -24,6 +25,7 @@ pytest.importorskip("mujoco")
 pytestmark = pytest.mark.sim
 
 from d2f_core.geometry import rotation_angle, so3_log  # noqa: E402
+from d2f_core.protocols import GRIPPER_CLOSED, GRIPPER_OPEN, GraspingArm  # noqa: E402
 from d2f_core.registry import OptionsError, get_registry  # noqa: E402
 
 
@@ -70,7 +72,8 @@ def test_description_from_the_mjcf(embodiments, name, robot, dof, first_joint):
     assert emb.dof == dof and len(emb.joint_names) == dof and emb.joint_names[0] == first_joint
     assert emb.joint_limits.shape == (dof, 2) and np.all(emb.joint_limits[:, 0] < emb.joint_limits[:, 1])
     assert emb.velocity_limits.shape == (dof,) and np.all(emb.velocity_limits > 0)
-    assert emb.capabilities >= {"ik", "deterministic"}
+    assert emb.capabilities >= {"ik", "deterministic", "grasping"}
+    assert isinstance(emb, GraspingArm) and (emb.gripper_open, emb.gripper_closed) == (GRIPPER_OPEN, GRIPPER_CLOSED)
     assert emb.ee_site == "gripper0_right_grip_site"
     assert np.all(emb.home_q >= emb.joint_limits[:, 0]) and np.all(emb.home_q <= emb.joint_limits[:, 1])
 
@@ -232,10 +235,11 @@ def test_options_are_validated():
         make("franka", velocity_limits=[1.0, 2.0])
     with pytest.raises(OptionsError):
         make("spot", variant="Atlas")
-    emb = make("franka", backend="deoxys")  # dry run by default: no robot, no Deoxys import
-    assert type(emb).__name__ == "DeoxysFranka" and emb.dry_run
-    with pytest.raises(ValueError, match="deoxys_config"):
-        make("franka", backend="deoxys", dry_run=False)
+    # the real Franka is its own plugin: the old option says where it went
+    with pytest.raises(OptionsError, match=r"backend.*embodiment\.plugin=franka-deoxys"):
+        make("franka", backend="deoxys")
+    with pytest.raises(OptionsError, match="backend"):
+        make("franka", backend="sim")
     emb = make("gr1", variant="GR1FixedLowerBody", arm="left")
     assert emb.robot == "GR1FixedLowerBody" and emb.arm == "left" and emb.gripper_dof == 6
 

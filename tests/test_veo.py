@@ -1,5 +1,5 @@
 """``veo3`` adapter: the real google-genai client against a local server speaking Veo's REST
-protocols (``VeoStandIn``): the Gemini Developer API (the default) and Vertex AI
+protocols (``d2f_conformance.standins.veo.VeoStandIn``): the Gemini Developer API (the default) and Vertex AI
 (``vertexai=True``). Nothing here talks to Google."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from d2f_core import Video  # noqa: E402
 from d2f_core.registry import PluginUnavailableError  # noqa: E402
 from d2f_plugins.video import veo as veo_mod  # noqa: E402
 from d2f_plugins.video._adapter_util import VideoServiceError  # noqa: E402
-from d2f_plugins.video.veo import (DEFAULT_MODEL, DEFAULT_VERTEX_MODEL, VeoOptions, VeoStandIn,  # noqa: E402
-                                   VeoVideoModel)
+from d2f_plugins.video.veo import DEFAULT_MODEL, DEFAULT_VERTEX_MODEL, VeoOptions, VeoVideoModel  # noqa: E402
+from d2f_conformance.standins.veo import VeoStandIn  # noqa: E402
 from servers.conformance import assert_conformance_against_stand_in  # noqa: E402
 from servers.images import mad, smooth_image  # noqa: E402
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..results import CheckFailed
 from ..scenes import CheckEnv
-from .common import Check, Snapshot, require_same, blocked_by, arrays_equal, call, common_checks, expect_value_error, skip_if_cap
+from .common import (Check, Snapshot, require_same, blocked_by, arrays_equal, call, common_checks, expect_value_error,
+                     require_cap, skip_if_cap)
 
 BATCH = 4
 ACTION_SCALE = 0.05  # actions are drawn uniformly in +-ACTION_SCALE (metres for displacement-like actions)
@@ -116,6 +118,64 @@ def check_dynamics_action_names(component: Any, env: CheckEnv) -> None:
         raise CheckFailed(f"action_names {list(names)} has duplicates; each entry needs its own name")
 
 
+def _transitions(component: Any, env: CheckEnv, k: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """``k`` small transitions on the standard scene's particles: each action translates them by its first
+    (up to) three entries, metres (any trainable model can fit that, none has to fit it exactly)."""
+    pts = _points(env)[:64]
+    acts = _actions(component, k, seed)
+    shift = np.zeros((k, 3))
+    shift[:, :min(3, acts.shape[1])] = acts[:, :3]
+    points = np.repeat(pts[None], k, axis=0)
+    return {"points": points, "actions": acts, "next_points": (points + shift[:, None, :]).astype(np.float32)}
+
+
+def check_dynamics_trainable_round_trip(component: Any, env: CheckEnv) -> None:
+    require_cap(component, "trainable", "fit/save/load are checked on trainable models")
+    for m in ("fit", "save", "load"):
+        if not callable(getattr(component, m, None)):
+            raise CheckFailed(f"capability 'trainable' is declared but {m}() is missing; implement "
+                              "d2f_core.protocols.TrainableDynamics (fit, save, load)")
+    data = _transitions(component, env)
+    snap = Snapshot(**data)
+    metrics = call("fit(transitions, progress=callback)", component.fit, data, progress=lambda *a, **kw: None)
+    snap.assert_unchanged("fit()")
+    if not isinstance(metrics, Mapping) or not all(isinstance(k, str) for k in metrics):
+        raise CheckFailed(f"fit() returned {type(metrics).__name__}; return a mapping of metric name -> float, "
+                          "e.g. {'loss': 0.01} (d2f train logs it to log.csv)")
+    bad = {k: v for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float, np.number))
+           or not np.isfinite(float(v))}
+    if bad:
+        raise CheckFailed(f"fit() returned metrics {bad} that are not finite numbers; return floats (convert "
+                          "tensors with float(x))")
+    pts, acts = _points(env), _actions(component, BATCH, seed=1)
+    trained = _predict(component, pts, acts)
+    folder = Path(env.tmp_dir) / f"trainable-{id(component)}"
+    call(f"save({str(folder)!r})", component.save, str(folder))
+    if not folder.is_dir() or not any(folder.iterdir()):
+        raise CheckFailed(f"save(directory) wrote nothing into {folder}; write everything load() needs there "
+                          "(creating the folder when missing)")
+    call("a second fit(transitions)", component.fit, _transitions(component, env, seed=2))
+    call(f"load({str(folder)!r})", component.load, str(folder))
+    ok, why = arrays_equal(trained, _predict(component, pts, acts), rtol=1e-5, atol=1e-6)
+    if not ok:
+        raise CheckFailed(f"after save(dir), another fit() and load(dir), predictions differ from those at save "
+                          f"time ({why}); load() must restore everything save() wrote (weights, and for d2f "
+                          "train's resume the optimiser state too)")
+
+
+def check_dynamics_trainable_rejects_malformed_transitions(component: Any, env: CheckEnv) -> None:
+    require_cap(component, "trainable", "fit is checked on trainable models")
+    data = _transitions(component, env)
+    lacking = {k: v for k, v in data.items() if k != "next_points"}
+    expect_value_error("fit(transitions)", component.fit, lacking, arg="next_points",
+                       given="transitions without 'next_points'",
+                       fix="check the keys points, actions, next_points and raise ValueError('next_points: ...')")
+    wide = dict(data, actions=np.zeros((data["actions"].shape[0], _action_dim(component) + 1)))
+    expect_value_error("fit(transitions)", component.fit, wide, arg="actions",
+                       given=f"actions of width {_action_dim(component) + 1} (action_dim is {_action_dim(component)})",
+                       fix="check actions is K x action_dim and raise ValueError('actions: ...')")
+
+
 CHECKS: list[Check] = [
     *common_checks("dynamics"),
     Check("dynamics_output_types", "dynamics", check_dynamics_output_types,
@@ -130,4 +190,10 @@ CHECKS: list[Check] = [
           "points and actions are unchanged after predict()"),
     Check("dynamics_action_names", "dynamics", check_dynamics_action_names,
           "action_names has action_dim distinct non-empty names"),
+    Check("dynamics_trainable_round_trip", "dynamics", check_dynamics_trainable_round_trip,
+          "trainable: fit() returns finite metrics without touching its input; load(dir) restores what save(dir) "
+          "wrote, even after another fit"),
+    Check("dynamics_trainable_rejects_malformed_transitions", "dynamics",
+          check_dynamics_trainable_rejects_malformed_transitions,
+          "trainable: fit() without next_points or with actions of the wrong width raises ValueError naming it"),
 ]

@@ -1,4 +1,7 @@
-"""Checks of embodiments (d2f_core.protocols.Embodiment): description, kinematics, IK."""
+"""Checks of embodiments (d2f_core.protocols.Embodiment): description, kinematics, IK, the gripper
+convention, the GraspingArm protocol, and -- bound to a world (``d2f check NAME --world W``: the
+world is built with this embodiment and kept in ``CheckEnv.world``) -- fk/ik/joint_action against
+the world's action vector and joint readings."""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from d2f_core.geometry import so3_log
+from d2f_core.geometry import rotation_angle, so3_log
+from d2f_core.protocols import GRIPPER_CLOSED, GRIPPER_OPEN, GraspingArm
 
 from ..results import CheckFailed, CheckSkipped
 from ..scenes import CheckEnv
@@ -192,27 +196,30 @@ def check_embodiment_no_input_mutation(component: Any, env: CheckEnv) -> None:
         snap.assert_unchanged("ik()")
 
 
-def _bound_world(component: Any) -> Any:
-    """The world the embodiment is bound to, when it exposes one with action bounds (else None)."""
-    world = getattr(component, "world", None)
+def _bound_world(component: Any, env: CheckEnv | None = None) -> Any:
+    """The world the embodiment is bound to: ``env.world`` (``check_plugin(..., world=...)``), else the
+    component's ``world`` attribute, when it has action bounds (else None)."""
+    world = getattr(env, "world", None) if env is not None else None
+    if world is None:
+        world = getattr(component, "world", None)
     if world is None or getattr(world, "action_low", None) is None or getattr(world, "action_high", None) is None:
         return None
     return world
 
 
 def check_embodiment_joint_action_bounds(component: Any, env: CheckEnv) -> None:
-    world = _bound_world(component)
+    world = _bound_world(component, env)
     if world is None:
-        raise CheckSkipped("not bound to a world with action_low/action_high (bind(world) first to check "
-                           "joint_action)")
+        raise CheckSkipped("not bound to a world with action_low/action_high (d2f check NAME --world WORLD, or "
+                           "bind(world) first, to check joint_action)")
     dof, lim = _description(component)
     low = np.asarray(world.action_low, dtype=np.float64)
     high = np.asarray(world.action_high, dtype=np.float64)
     if low.shape != high.shape or low.ndim != 1 or not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise CheckSkipped("the bound world's action bounds are not finite 1-D arrays; the world checks report it")
     for q in _samples(lim, 3, seed=4):
-        # the default gripper and 1.0 ("closed" in both the [0, 1] and robosuite's [-1, 1] conventions)
-        for g in (None, 1.0) if "gripper" in _params(component.joint_action) else (None,):
+        # the default gripper, open and closed (d2f_core.protocols.GRIPPER_OPEN / GRIPPER_CLOSED)
+        for g in (None, GRIPPER_OPEN, GRIPPER_CLOSED) if "gripper" in _params(component.joint_action) else (None,):
             args = (np.array(q, copy=True),) if g is None else (np.array(q, copy=True), g)
             a = np.asarray(call(f"joint_action(q={np.round(q, 4).tolist()}" + ("" if g is None else f", {g}") + ")",
                                 component.joint_action, *args), dtype=np.float64)
@@ -230,6 +237,209 @@ def check_embodiment_joint_action_bounds(component: Any, env: CheckEnv) -> None:
                                   "out); an in-limit joint target must map to an action the world accepts "
                                   "unclipped (check the controller config and the action layout)")
 
+
+def check_embodiment_gripper_convention(component: Any, env: CheckEnv) -> None:
+    """joint_action takes gripper in [GRIPPER_OPEN, GRIPPER_CLOSED] = [-1, 1] and rejects values outside."""
+    if "gripper" not in _params(component.joint_action):
+        raise CheckFailed("joint_action(q_target, gripper=0.0) has no gripper parameter; every embodiment takes one "
+                          "(d2f's one convention: -1 open .. +1 closed, d2f_core.protocols.GRIPPER_OPEN/CLOSED), "
+                          "even one without a gripper (ignore the value, but validate it)")
+    _, lim = _description(component)
+    q = lim.mean(axis=1)
+    try:
+        a_open = component.joint_action(np.array(q, copy=True), GRIPPER_OPEN)
+    except RuntimeError as e:
+        raise CheckSkipped(f"joint_action needs a bound world ({e}); run d2f check NAME --world WORLD") from None
+    except Exception as e:  # noqa: BLE001
+        raise CheckFailed(f"joint_action(q, gripper={GRIPPER_OPEN}) raised {type(e).__name__}: {e}; -1 is "
+                          "GRIPPER_OPEN (fully open) in d2f's one gripper convention [-1, 1]") from None
+    a_closed = call(f"joint_action(q, gripper={GRIPPER_CLOSED})", component.joint_action, np.array(q, copy=True),
+                    GRIPPER_CLOSED)
+    for label, a in (("open", a_open), ("closed", a_closed)):
+        a = np.asarray(a, dtype=np.float64)
+        if a.ndim != 1 or not np.all(np.isfinite(a)):
+            raise CheckFailed(f"joint_action(q, gripper={label}) returned {a.shape} / non-finite values; return the "
+                              "world's 1-D action vector")
+    fix = ("validate gripper: raise ValueError('gripper: expected a number in [-1, 1] (-1 open, +1 closed), got ...') "
+           "(d2f_core.protocols.GRIPPER_OPEN/GRIPPER_CLOSED)")
+    for bad in (GRIPPER_CLOSED + 0.5, GRIPPER_OPEN - 0.5):
+        expect_value_error(f"joint_action(q, gripper={bad})", component.joint_action, np.array(q, copy=True), bad,
+                           arg="gripper", given=f"gripper={bad}, outside [-1, 1]", fix=fix)
+
+
+def check_embodiment_grasping_arm(component: Any, env: CheckEnv) -> None:
+    """Capability 'grasping' <=> the GraspingArm protocol, with the convention's constants and a consistent grasp frame."""
+    declared = "grasping" in getattr(component, "capabilities", ())
+    if not declared:
+        if isinstance(component, GraspingArm):
+            raise CheckFailed("has T_ee_grasp, gripper_open/closed and grasp_to_ee but does not declare capability "
+                              "'grasping'; add it so that grasping solvers accept this embodiment")
+        raise CheckSkipped("no capability 'grasping' (not a GraspingArm)")
+    if not isinstance(component, GraspingArm):
+        missing = [m for m in ("T_ee_grasp", "gripper_open", "gripper_closed", "grasp_to_ee")
+                   if not hasattr(component, m)]
+        raise CheckFailed(f"declares 'grasping' but lacks {', '.join(missing) or 'GraspingArm members'}; a GraspingArm "
+                          "(d2f_core.protocols) has T_ee_grasp (4x4), gripper_open, gripper_closed and "
+                          "grasp_to_ee(T_world_grasp, width)")
+    if (component.gripper_open, component.gripper_closed) != (GRIPPER_OPEN, GRIPPER_CLOSED):
+        raise CheckFailed(f"gripper_open/gripper_closed are {component.gripper_open!r}/{component.gripper_closed!r}; "
+                          f"d2f's one convention is {GRIPPER_OPEN}/{GRIPPER_CLOSED} (use d2f_core.protocols."
+                          "GRIPPER_OPEN/GRIPPER_CLOSED and map to the hardware inside joint_action)")
+    T_eg = np.asarray(component.T_ee_grasp, dtype=np.float64)
+    problem = _rigid_problem(T_eg) if T_eg.shape == (4, 4) else f"shape {T_eg.shape}, expected 4x4"
+    if problem:
+        raise CheckFailed(f"T_ee_grasp is not a proper rigid transform: {problem}")
+    _, lim = _description(component)
+    for q in _samples(lim, 2, seed=5):
+        T_ee = _fk(component, q)
+        T_grasp = T_ee @ T_eg
+        back = np.asarray(call("grasp_to_ee(fk(q) @ T_ee_grasp, width=0)", component.grasp_to_ee, T_grasp, 0.0),
+                          dtype=np.float64)
+        if back.shape != (4, 4):
+            raise CheckFailed(f"grasp_to_ee() returned shape {back.shape}, expected the 4x4 end-effector pose")
+        dp = float(np.linalg.norm(back[:3, 3] - T_ee[:3, 3]))
+        dr = rotation_angle(back[:3, :3].T @ T_ee[:3, :3])
+        if dp > 1e-6 or dr > 1e-6:
+            raise CheckFailed(f"grasp_to_ee(fk(q) @ T_ee_grasp, 0) is {1000 * dp:.3f} mm / {dr:.2e} rad from fk(q); "
+                              "grasp_to_ee must invert T_ee_grasp: T_world_ee = T_world_grasp @ inv(T_ee_grasp)")
+
+
+# --------------------------------------------------------------------------- bound to a world
+
+BOUND_STEP_RAD = 0.1
+"""Joint offset (radians, or metres for prismatic joints) of the targets the bound checks command."""
+BOUND_STEPS = 30
+"""World steps the bound checks allow the embodiment to reach a target."""
+BOUND_JOINT_TOL = 0.02
+"""Largest joint error after BOUND_STEPS steps, radians (metres)."""
+BOUND_EE_TOL = 0.01
+"""Largest end-effector position error after BOUND_STEPS steps, metres."""
+EE_READING_TOL = (0.002, 0.02)
+"""fk(joints) vs the world's own end-effector reading (Observation.state ee_pos / ee_xmat): metres, radians."""
+
+
+def _world_or_skip(component: Any, env: CheckEnv) -> Any:
+    world = getattr(env, "world", None)
+    if world is None:
+        raise CheckSkipped("no world: run d2f check NAME --world WORLD (check_plugin(..., world=...)) to check the "
+                           "embodiment bound to a world")
+    return world
+
+
+def _joints(obs: Any, dof: int, what: str) -> np.ndarray:
+    q = np.asarray(getattr(obs, "joints", None), dtype=np.float64)
+    if q.shape != (dof,) or not np.all(np.isfinite(q)):
+        raise CheckFailed(f"the world's {what} observation has joints of shape {q.shape} (or non-finite); the "
+                          f"embodiment has dof {dof}: Observation.joints must be its (dof,) joint readings")
+    return q
+
+
+def _nearby_target(q0: np.ndarray, lim: np.ndarray, seed: int, sign: float = 1.0) -> np.ndarray:
+    """q0 + 0.1 per joint in seeded directions (``sign`` -1: the opposite ones), kept 5 % inside the limits."""
+    rng = np.random.default_rng(seed)
+    step = sign * BOUND_STEP_RAD * rng.choice([-1.0, 1.0], size=len(q0))
+    inner = lim[:, 0] + 0.05 * (lim[:, 1] - lim[:, 0]), lim[:, 1] - 0.05 * (lim[:, 1] - lim[:, 0])
+    q_t = q0 + step
+    flip = (q_t < inner[0]) | (q_t > inner[1])
+    q_t[flip] = q0[flip] - step[flip]
+    return np.clip(q_t, inner[0], inner[1])
+
+
+def _drive(component: Any, world: Any, q_t: np.ndarray, label: str) -> np.ndarray:
+    """Step the world BOUND_STEPS times with joint_action(q_t, GRIPPER_OPEN); the final joint readings."""
+    low = np.asarray(world.action_low, dtype=np.float64)
+    a = np.asarray(call(f"joint_action({label}, gripper=GRIPPER_OPEN)", component.joint_action,
+                        np.array(q_t, copy=True), GRIPPER_OPEN), dtype=np.float64)
+    if a.shape != low.shape:
+        raise CheckFailed(f"joint_action() returned shape {a.shape} but the world's action vector has shape "
+                          f"{low.shape}; return the world's full action vector")
+    obs = None
+    for i in range(BOUND_STEPS):
+        obs = call(f"world.step(joint_action({label})) at step {i}", world.step, a)
+    return _joints(obs, len(q_t), "step()")
+
+
+def check_embodiment_bound_joint_readings(component: Any, env: CheckEnv) -> None:
+    """After world.reset: the world's joint readings are the embodiment's dof, inside its limits, and fk of
+    them is where the world says the end-effector is (when its observation reports it)."""
+    world = _world_or_skip(component, env)
+    dof, lim = _description(component)
+    obs = call("world.reset(0)", world.reset, 0)
+    q = _joints(obs, dof, "reset(0)")
+    out = np.nonzero((q < lim[:, 0] - 1e-3) | (q > lim[:, 1] + 1e-3))[0]
+    if out.size:
+        i = int(out[0])
+        raise CheckFailed(f"after reset the world reads joint {i} ({component.joint_names[i]}) at {q[i]:.4f}, outside "
+                          f"the embodiment's joint_limits [{lim[i, 0]:.4f}, {lim[i, 1]:.4f}]; the limits or the joint "
+                          "order do not match the world's robot")
+    state = getattr(obs, "state", None) or {}
+    if "ee_pos" not in state:
+        return
+    T = _fk(component, q)
+    dp = float(np.linalg.norm(T[:3, 3] - np.asarray(state["ee_pos"], dtype=np.float64)))
+    if dp > EE_READING_TOL[0]:
+        raise CheckFailed(f"fk(joints) after reset is {1000 * dp:.1f} mm from the world's end-effector reading "
+                          f"(Observation.state['ee_pos'], limit {1000 * EE_READING_TOL[0]:g} mm); fk must be in the "
+                          "world frame of the bound world (use the robot base pose it is placed at) and end at the "
+                          "site the world reports")
+    if "ee_xmat" in state:
+        R = np.asarray(state["ee_xmat"], dtype=np.float64).reshape(3, 3)
+        dr = rotation_angle(T[:3, :3].T @ R)
+        if dr > EE_READING_TOL[1]:
+            raise CheckFailed(f"fk(joints) after reset is turned {dr:.3f} rad from the world's end-effector "
+                              f"orientation (Observation.state['ee_xmat'], limit {EE_READING_TOL[1]} rad); the "
+                              "end-effector frame differs from the world's")
+
+
+def check_embodiment_bound_joint_action_tracks(component: Any, env: CheckEnv) -> None:
+    """joint_action(q_target) stepped in the world brings the world's joint readings to q_target (a target
+    0.1 away from the reset joints; the opposite one when contact with the scene stops the first)."""
+    world = _world_or_skip(component, env)
+    dof, lim = _description(component)
+    misses = []
+    for sign in (1.0, -1.0):
+        q0 = _joints(call("world.reset(0)", world.reset, 0), dof, "reset(0)")
+        q_t = _nearby_target(q0, lim, seed=6, sign=sign)
+        q = _drive(component, world, q_t, "q0 +- 0.1")
+        err = np.abs(q - q_t)
+        if err.max() <= BOUND_JOINT_TOL:
+            return
+        i = int(np.argmax(err))
+        moved = float(np.abs(q - q0)[i])
+        misses.append((i, q[i], q_t[i], err[i], moved))
+    i, qi, ti, ei, moved = misses[0]
+    hint = ("it did not move: check the action layout (which entries are this arm's) and the controller"
+            if all(m[4] < 0.2 * BOUND_STEP_RAD for m in misses) else
+            "check the controller gains / action scale, or whether the scene at reset(0) blocks the arm")
+    raise CheckFailed(f"after {BOUND_STEPS} steps of joint_action(q_target) joint {i} ({component.joint_names[i]}) "
+                      f"reads {qi:.4f}, target {ti:.4f} (error {ei:.4f}, limit {BOUND_JOINT_TOL}; the opposite target "
+                      f"missed by {misses[1][3]:.4f} on joint {misses[1][0]}); {hint}")
+
+
+def check_embodiment_bound_ik_reaches(component: Any, env: CheckEnv) -> None:
+    """ik of a nearby reachable pose, commanded through joint_action, puts the world's end-effector (fk of its
+    joint readings) at that pose (the opposite nearby pose when contact stops the first)."""
+    require_cap(component, "ik", "inverse kinematics is not offered")
+    world = _world_or_skip(component, env)
+    dof, lim = _description(component)
+    misses = []
+    for sign in (1.0, -1.0):
+        q0 = _joints(call("world.reset(0)", world.reset, 0), dof, "reset(0)")
+        target = _fk(component, _nearby_target(q0, lim, seed=7, sign=sign))
+        res = call("ik(fk(nearby q), q_init=joints)", component.ik, np.array(target, copy=True), q_init=q0)
+        if not bool(getattr(res, "success", False)):
+            raise CheckFailed(f"ik() from the world's joints fails on the pose of a joint vector 0.1 rad away "
+                              f"({1000 * float(res.position_error):.1f} mm, {float(res.rotation_error):.3f} rad off)")
+        q = _drive(component, world, np.asarray(res.q, dtype=np.float64), "ik solution")
+        reached = _fk(component, q)
+        dp = float(np.linalg.norm(reached[:3, 3] - target[:3, 3]))
+        if dp <= BOUND_EE_TOL:
+            return
+        misses.append(dp)
+    raise CheckFailed(f"after {BOUND_STEPS} steps towards ik's solution fk(joint readings) is {1000 * misses[0]:.1f} mm "
+                      f"from the target pose ({1000 * misses[1]:.1f} mm for the opposite target; limit "
+                      f"{1000 * BOUND_EE_TOL:g} mm); fk/ik and the world's joints disagree, joint_action does not "
+                      "drive the joints ik returned, or the scene at reset(0) blocks the arm")
 
 def _params(fn: Any) -> tuple[str, ...]:
     import inspect
@@ -257,4 +467,17 @@ CHECKS: list[Check] = [
     Check("embodiment_joint_action_bounds", "embodiment", check_embodiment_joint_action_bounds,
           "when bound: joint_action of an in-limit q is a finite vector of the world's action shape, within "
           "its action bounds"),
+    Check("embodiment_gripper_convention", "embodiment", check_embodiment_gripper_convention,
+          "joint_action takes gripper -1 (open) and +1 (closed) and rejects values outside [-1, 1] with a "
+          "ValueError naming 'gripper'"),
+    Check("embodiment_grasping_arm", "embodiment", check_embodiment_grasping_arm,
+          "capability 'grasping' <=> the GraspingArm protocol; gripper_open/closed = -1/+1; grasp_to_ee inverts "
+          "T_ee_grasp"),
+    Check("embodiment_bound_joint_readings", "embodiment", check_embodiment_bound_joint_readings,
+          "with --world: after reset the world's joints are (dof,) inside the limits and fk of them matches the "
+          "world's end-effector reading (2 mm)"),
+    Check("embodiment_bound_joint_action_tracks", "embodiment", check_embodiment_bound_joint_action_tracks,
+          "with --world: joint_action(q0 +- 0.1) stepped 30 times brings the joint readings within 0.02 of it"),
+    Check("embodiment_bound_ik_reaches", "embodiment", check_embodiment_bound_ik_reaches,
+          "with --world: ik of a nearby pose, driven by joint_action, puts fk(joint readings) within 1 cm of it"),
 ]

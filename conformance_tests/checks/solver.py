@@ -14,7 +14,8 @@ from ..results import CheckFailed, CheckSkipped
 from ..scenes import CheckEnv
 from .common import Check, Snapshot, call, common_checks, expect_value_error
 
-NEEDS = {"needs_dynamics": "dynamics", "needs_world": "world", "needs_grasp": "grasp"}
+NEEDS = {"needs_dynamics": "dynamics", "needs_world": "world", "needs_grasp": "grasp",
+         "needs_estimator": "estimator", "needs_reward": "reward"}
 NO_WORLD_STEPS = 200  # actions read without a world (no horizon known)
 
 
@@ -26,6 +27,15 @@ def _problem(component: Any, env: CheckEnv) -> Problem:
     problem = factory(env)
     if not isinstance(problem, Problem):
         raise CheckSkipped(f"problem_factory returned {type(problem).__name__}, not d2f_core.Problem")
+    uses = getattr(component, "uses", None)
+    if isinstance(uses, dict):  # hand the solver only the acting components it declares it can use
+        drop = {}
+        for kind in ("dynamics", "estimator", "reward"):
+            comp = getattr(problem, kind)
+            need = uses.get(kind)
+            if comp is not None and (kind not in uses or (need and need not in getattr(comp, "capabilities", ()))):
+                drop[kind] = None
+        problem = replace(problem, **drop) if drop else problem
     for cap, attr in NEEDS.items():
         if cap in getattr(component, "capabilities", ()) and getattr(problem, attr) is None:
             raise CheckSkipped(f"declares {cap!r} but the check problem has no {attr}; pass "

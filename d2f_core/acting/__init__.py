@@ -73,10 +73,12 @@ def make_env(config: Any, seed: int = 0, overrides: Mapping[str, Any] | list[str
     else:
         out.mkdir(parents=True, exist_ok=True)
         run.check_config()
-    return FlowEnv(run.component("world"), reward=run.component("reward"), estimator=run.component("estimator"),
-                   flow=flow, horizon=cfg.execute.max_steps, base_seed=int(seed),
-                   stop_on_success=cfg.execute.stop_on_success, render_mode=render_mode,
-                   observe_particles=observe_particles)
+    env = FlowEnv(run.component("world"), reward=run.component("reward"), estimator=run.component("estimator"),
+                  flow=flow, horizon=cfg.execute.max_steps, base_seed=int(seed),
+                  stop_on_success=cfg.execute.stop_on_success, render_mode=render_mode,
+                  observe_particles=observe_particles)
+    env.run = run  # the run that built it: its config, folder and other components (run.component(kind))
+    return env
 
 
 def _apply(data: dict[str, Any], overrides: Any) -> dict[str, Any]:

@@ -98,7 +98,11 @@ class FileDepthEstimator:
     """Returns the file's depth for a video of the same T x H x W (no resizing, no alignment)."""
 
     name = "file"
+    kind = "depth"
     capabilities = frozenset({"stand_in", "deterministic"})
+    Options = FileDepthOptions
+    description = "per-frame depth read from a .npy/.npz/.pt file (recorded or precomputed)"
+    verified = "npy/npz round trips and shape checks in tests"
 
     def __init__(self, path: str | Path, metric: bool = False) -> None:
         self.path = Path(path).expanduser()
@@ -134,18 +138,6 @@ def _factory(options: FileDepthOptions, ctx: Any = None) -> FileDepthEstimator:
     return FileDepthEstimator(options.path, metric=options.metric)
 
 
-def _check_options(env: Any) -> dict[str, Any]:
-    """Write the conformance scene's true metric depth and read it back."""
-    path = Path(env.tmp_dir) / "file_depth.npy"
-    np.save(path, np.asarray(env.scene.depth, dtype=np.float32))
-    return {"path": str(path), "metric": True}
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="file", kind="depth", factory=_factory, options_model=FileDepthOptions,
-        capabilities=FileDepthEstimator.capabilities, stand_in=True,
-        description="per-frame depth read from a .npy/.npz/.pt file (recorded or precomputed)",
-        verified="npy/npz round trips and shape checks in tests",
-        check_options=_check_options))
+    register(Manifest.of(FileDepthEstimator, factory=_factory))

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from d2f_core import DepthVideo, Video, hookimpl
+from d2f_core import DepthVideo, Manifest, Video, hookimpl
 from d2f_core.validate import check_video
 
-from d2f_plugins.world.robosuite_world import StandInOptions, stand_in_manifest
+from d2f_plugins.world.robosuite_world import SIM_INSTALL, SIM_REQUIRES, StandInOptions, oracle_world
 
 __all__ = ["SimDepthOptions", "SimDepthEstimator", "resize_nearest"]
 
@@ -50,6 +50,15 @@ class SimDepthEstimator:
     """``estimate(video)``: the oracle rollout's depth (optionally corrupted)."""
 
     name = "sim-depth"
+    kind = "depth"
+    capabilities = frozenset({"stand_in", "deterministic", "metric_depth"})
+    """Declared by the plugin; an instance with corruption (scale, shift, noise) drops ``metric_depth``."""
+    Options = SimDepthOptions
+    extra, requires, install = "sim", SIM_REQUIRES, SIM_INSTALL
+    description = ("STAND-IN for a depth estimator: the simulator's metric depth of the oracle video, optionally "
+                   "corrupted by scale/shift/noise")
+    verified = ("equals the renderer's depth (table plane within 5 mm); corruption parameters recovered by "
+                "the core's alignment")
 
     def __init__(self, world: Any, options: SimDepthOptions | None = None) -> None:
         self.world = world
@@ -81,12 +90,12 @@ class SimDepthEstimator:
         return DepthVideo(depth=d, metric=not self.corrupted, model=f"sim-depth ({note}; stand-in)")
 
 
+def _factory(options: SimDepthOptions | None, ctx: Any = None) -> SimDepthEstimator:
+    """The run's world (or a robosuite world of ``options.task`` when the run has none)."""
+    options = options or SimDepthOptions()
+    return SimDepthEstimator(oracle_world(ctx, options, SimDepthEstimator.name), options)
+
+
 @hookimpl
 def d2f_register(register):
-    register(stand_in_manifest(
-        "sim-depth", "depth", SimDepthEstimator, SimDepthOptions,
-        description="STAND-IN for a depth estimator: the simulator's metric depth of the oracle video, optionally "
-                    "corrupted by scale/shift/noise",
-        verified="equals the renderer's depth (table plane within 5 mm); corruption parameters recovered by "
-                 "the core's alignment",
-        capabilities=frozenset({"stand_in", "deterministic", "metric_depth"})))
+    register(Manifest.of(SimDepthEstimator, factory=_factory))

@@ -154,7 +154,14 @@ class SpatialTrackerV2Depth:
     """Relative video depth from SpatialTrackerV2 (see the module docstring)."""
 
     name = "spatialtracker-v2"
+    kind = "depth"
     capabilities = frozenset({"needs_weights", "deterministic", "model_input"})
+    Options = SpatialTrackerV2Options
+    extra, requires, install = "spatialtracker", ("torch",), INSTALL
+    available = staticmethod(_available)
+    description = "SpatialTrackerV2 video depth (point-map z, low confidence invalid), relative"
+    verified = ("stand-in of the documented SpaTrackerV2 inference API (tests/standins/spatrackerv2): "
+                "depth checks, known depth per colour, RGB 0-255 input, crop undone")
     model_input_spec = ModelInputSpec(channel_order="RGB", value_range=(0.0, 255.0), layout="TCHW")
 
     def __init__(self, predictor: Any, front: Any, preprocess: Any,
@@ -241,10 +248,4 @@ def _factory(options: SpatialTrackerV2Options | None, ctx: Any = None) -> Spatia
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="spatialtracker-v2", kind="depth", factory=_factory, options_model=SpatialTrackerV2Options,
-        capabilities=SpatialTrackerV2Depth.capabilities, extra="spatialtracker", requires=("torch",),
-        install=INSTALL, available=_available,
-        description="SpatialTrackerV2 video depth (point-map z, low confidence invalid), relative",
-        verified=("stand-in of the documented SpaTrackerV2 inference API (tests/standins/spatrackerv2): "
-                  "depth checks, known depth per colour, RGB 0-255 input, crop undone")))
+    register(Manifest.of(SpatialTrackerV2Depth, factory=_factory))

@@ -1,9 +1,11 @@
-"""The real Franka Panda through UT Austin's Deoxys (``franka`` embodiment, option ``backend: deoxys``).
+"""Embodiment ``franka-deoxys``: the real Franka Panda through UT Austin's Deoxys.
 
-:class:`DeoxysFranka` is an Embodiment like the simulated ``franka``: same joints, limits, grip-site
-end-effector, FK / Jacobian / IK and grasp frame (a standalone robosuite Panda,
-:class:`~.robosuite_robots.RobosuiteArm`), and it drives the real arm with Deoxys' JOINT_IMPEDANCE
-controller: action = 7 absolute joint targets (rad) + gripper.
+:class:`DeoxysFranka` is a :class:`~d2f_core.protocols.GraspingArm` like the simulated ``franka``: same
+joints, limits, grip-site end-effector, FK / Jacobian / IK and grasp frame (a standalone robosuite
+Panda, :class:`~.arm_model.ArmModel`, the kinematics module the simulated arms share; this module
+does not import :mod:`.robosuite_robots`, nor it this one), and it drives the real arm with Deoxys'
+JOINT_IMPEDANCE controller: action = 7 absolute joint targets (rad) + gripper. Its options
+(:class:`DeoxysFrankaOptions`) are the kinematics options plus the Deoxys, dry-run and safety ones.
 
 **Frames**: the robot's base frame (Franka ``link0``, robosuite's ``robot0_base``) is the world frame
 unless option ``T_world_base`` (4x4, metres) is given; then ``fk``/``jacobian``/``ik`` and the
@@ -32,7 +34,8 @@ rejected action; null for a rejected ``execute`` trajectory; NaN/inf written as 
 clock, no catch-up burst after a slow step); Deoxys' ``control()`` also sleeps to its
 ``control_freq`` (set to ``control_hz``).
 
-**Gripper** (the action's 8th entry, d2f's convention -1 open .. +1 closed): Deoxys'
+**Gripper** (the action's 8th entry, d2f's one convention: :data:`~d2f_core.protocols.GRIPPER_OPEN` -1
+open .. :data:`~d2f_core.protocols.GRIPPER_CLOSED` +1 closed): Deoxys'
 ``FrankaInterface.gripper_control(a)`` opens to width ``0.08 * |a|`` m when ``a < 0`` and grasps
 (closes with 30 N) when ``a >= 0``. So Deoxys has no "hold" value; ``joint_action(q, gripper=0.0)``
 (the protocol default, "keep" in the sim) repeats the last gripper command (initially -1: Deoxys
@@ -75,13 +78,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
-from d2f_core import IKResult
+from d2f_core import IKResult, Manifest, hookimpl
+from d2f_core.protocols import GRIPPER_CLOSED, GRIPPER_OPEN
+from d2f_core.gl import configure_headless_gl
 from d2f_core.registry import PluginUnavailableError
 
+from .arm_model import ArmKinematicsOptions, ArmModel
 from .safety import PANDA_VELOCITY_LIMITS, SafetyError, SafetyGuard, SafetyLimits
 
-__all__ = ["DeoxysFranka", "RateLimiter", "CONTROLLER_TYPE", "INSTALL"]
+__all__ = ["DeoxysFranka", "DeoxysFrankaOptions", "RateLimiter", "CONTROLLER_TYPE", "INSTALL", "PLUGIN"]
+
+PLUGIN = "franka-deoxys"
+"""The embodiment plugin name of this backend."""
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +106,78 @@ INSTALL = ("install UT Austin's deoxys_control (it is not on PyPI; the PyPI pack
            "requirements.txt; pip install -e . (i.e. `pip install -e deoxys` from the clone); run franka-interface "
            "and gripper-interface on the NUC per its docs; then set embodiment option deoxys_config to your "
            "interface YAML (e.g. deoxys_control/deoxys/config/charmander.yml). Or keep dry_run: true")
+
+
+class DeoxysFrankaOptions(ArmKinematicsOptions):
+    """Options of ``franka-deoxys``: the Panda kinematics options (:class:`~.arm_model.ArmKinematicsOptions`)
+    plus Deoxys, dry run and the safety layer (:mod:`.safety`)."""
+
+    deoxys_config: str | None = Field(
+        default=None, description="Deoxys interface YAML (PC/NUC addresses and ports, e.g. "
+                                  "deoxys_control/deoxys/config/charmander.yml); a bare file name is looked up in "
+                                  "deoxys.config_root. Needed unless dry_run")
+    controller_config: str | None = Field(
+        default=None, description="JOINT_IMPEDANCE controller YAML (is_delta must be false); default: Deoxys' "
+                                  "default JOINT_IMPEDANCE config (joint-impedance-controller.yml)")
+    control_hz: float = Field(default=20.0, gt=0.0, le=100.0,
+                              description="command rate, Hz; must equal CONTROL.POLICY_RATE of the NUC's config "
+                                          "(Deoxys' default 20)")
+    dry_run: bool = Field(default=True, description="check and log every command (dry_run_log) but never import "
+                                                    "Deoxys nor move the robot")
+    dry_run_log: str | None = Field(default=None,
+                                    description="dry_run: JSONL file the would-be commands are appended to "
+                                                "(default: kept in memory only, `command_log`)")
+    dry_run_start_q: list[float] | None = Field(
+        default=None, description="dry_run: the simulated starting joint positions, 7 radians (default: home_q)")
+    T_world_base: list[list[float]] | None = Field(
+        default=None, description="4x4 pose of the robot base (Franka link0) in the world frame, metres; "
+                                  "fk/ik/workspace are in the world frame through it (default: identity, the base "
+                                  "frame is the world frame)")
+    workspace_min: list[float] = Field(default=[0.2, -0.5, 0.02],
+                                       description="lower corner (x, y, z) of the box the end-effector must stay in, "
+                                                   "world frame, metres")
+    workspace_max: list[float] = Field(default=[0.8, 0.5, 0.8],
+                                       description="upper corner (x, y, z) of the end-effector box, world frame, "
+                                                   "metres")
+    max_joint_step: float = Field(default=0.05, gt=0.0, le=0.5,
+                                  description="largest change of any joint between two commands, rad")
+    velocity_scale: float = Field(default=0.25, gt=0.0, le=1.0,
+                                  description="fraction of velocity_limits a command may ask for (step x control_hz); "
+                                              "at most the controller's time_fraction (0.3 by default): Deoxys "
+                                              "reaches each target in time_fraction of a period")
+    joint_margin: float = Field(default=0.05, ge=0.0, le=0.3,
+                                description="rad kept clear of each Panda joint limit")
+    state_timeout: float = Field(default=5.0, gt=0.0, description="seconds to wait for the first robot state")
+
+    @field_validator("dry_run_start_q")
+    @classmethod
+    def _start_q(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (len(v) != 7 or not all(math.isfinite(x) for x in v)):
+            raise ValueError("expected 7 finite joint positions, radians")
+        return v
+
+    @field_validator("T_world_base")
+    @classmethod
+    def _T(cls, v: list[list[float]] | None) -> list[list[float]] | None:
+        if v is not None:
+            from .robosuite_kinematics import check_pose
+
+            check_pose(v, "T_world_base")
+        return v
+
+    @field_validator("workspace_min", "workspace_max")
+    @classmethod
+    def _xyz(cls, v: list[float]) -> list[float]:
+        if len(v) != 3 or not all(math.isfinite(x) for x in v):
+            raise ValueError("expected [x, y, z], metres")
+        return v
+
+    @model_validator(mode="after")
+    def _box(self) -> "DeoxysFrankaOptions":
+        if any(a >= b for a, b in zip(self.workspace_min, self.workspace_max)):
+            raise ValueError(f"workspace_min {self.workspace_min} must be below workspace_max {self.workspace_max} "
+                             "on x, y and z")
+        return self
 
 
 class RateLimiter:
@@ -152,34 +234,36 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
 class DeoxysFranka:
     """The real Franka through Deoxys as a d2f Embodiment (see the module docstring).
 
-    Public attributes beyond the protocol: ``arm`` (the standalone
-    :class:`~.robosuite_robots.RobosuiteArm` doing the kinematics), ``home_q``, ``T_ee_grasp``,
-    ``fixed_jaw``, ``gripper_open``/``gripper_closed``, ``T_world_base``, ``guard``
-    (:class:`~.safety.SafetyGuard`), ``limits``, ``dry_run``, ``command_log`` (list of dicts),
-    ``world``, ``last_ik``, ``time_fraction``.
+    Public attributes beyond the GraspingArm protocol: ``arm_model`` (the standalone
+    :class:`~.arm_model.ArmModel` of the Panda doing the kinematics), ``arm`` ("right"), ``home_q``,
+    ``fixed_jaw``, ``ik_settings``, ``T_world_base``, ``guard`` (:class:`~.safety.SafetyGuard`),
+    ``limits``, ``dry_run``, ``command_log`` (list of dicts), ``world``, ``last_ik``,
+    ``time_fraction``.
 
+    ``options``: :class:`DeoxysFrankaOptions` (default: all defaults, a dry run).
     ``clock``/``sleep`` (seconds) are injectable for tests; the factory uses the real ones.
     """
 
-    capabilities = frozenset({"ik", "hardware"})
-    gripper_open = -1.0
-    gripper_closed = 1.0
+    name = PLUGIN
+    robot = "Panda"
+    capabilities = frozenset({"ik", "hardware", "grasping"})
+    gripper_open = GRIPPER_OPEN
+    gripper_closed = GRIPPER_CLOSED
 
-    def __init__(self, options: Any, *, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, options: DeoxysFrankaOptions | None = None, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        from .robosuite_robots import RobosuiteArm
-
+        options = options if options is not None else DeoxysFrankaOptions()
         self.options = options
-        self.arm = RobosuiteArm("franka", "Panda", "right", options, "Panda")
-        self.name = "franka"
-        self.robot = "Panda"
-        self.dof = self.arm.dof
-        self.joint_names = self.arm.joint_names
-        self.joint_limits = self.arm.joint_limits
-        self.velocity_limits = self.arm.velocity_limits
-        self.home_q = self.arm.home_q
-        self.T_ee_grasp = self.arm.T_ee_grasp
-        self.fixed_jaw = False
+        self.arm_model = ArmModel(PLUGIN, "Panda", options, arm="right", velocity_limits=PANDA_VELOCITY_LIMITS)
+        self.arm = self.arm_model.arm
+        self.dof = self.arm_model.dof
+        self.joint_names = self.arm_model.joint_names
+        self.joint_limits = self.arm_model.joint_limits
+        self.velocity_limits = self.arm_model.velocity_limits
+        self.home_q = self.arm_model.home_q
+        self.T_ee_grasp = self.arm_model.T_ee_grasp
+        self.ik_settings = self.arm_model.ik_settings
+        self.fixed_jaw = self.arm_model.fixed_jaw
         over = np.nonzero(self.velocity_limits > np.array(PANDA_VELOCITY_LIMITS) + 1e-12)[0]
         if over.size:
             raise ValueError(f"velocity_limits: {self.velocity_limits.tolist()} exceed the Panda's datasheet limits "
@@ -229,7 +313,7 @@ class DeoxysFranka:
         self._log_file: Any = None
         if self.dry_run:
             q0 = self.home_q if options.dry_run_start_q is None else options.dry_run_start_q
-            self._sim_q = self.arm._q(q0, "dry_run_start_q")
+            self._sim_q = self.arm_model._q(q0, "dry_run_start_q")
             safe = self.limits.safe_range
             if np.any(self._sim_q < safe[:, 0]) or np.any(self._sim_q > safe[:, 1]):
                 raise ValueError(f"dry_run_start_q: {self._sim_q.round(4).tolist()} is outside the joint limits minus "
@@ -305,7 +389,7 @@ class DeoxysFranka:
     def connect(self) -> None:
         """Dry run: nothing. Real: import Deoxys, load the controller config, build ``FrankaInterface``."""
         if self._closed:
-            raise RuntimeError("franka (deoxys): closed; build a new embodiment to reconnect")
+            raise RuntimeError(f"{PLUGIN}: closed; build a new embodiment to reconnect")
         if self.dry_run or self._robot is not None:
             return
         try:
@@ -322,7 +406,7 @@ class DeoxysFranka:
             except ImportError:
                 pass
             raise PluginUnavailableError(
-                "embodiment plugin 'franka' with backend: deoxys cannot import deoxys.franka_interface.FrankaInterface "
+                f"embodiment plugin {PLUGIN!r} cannot import deoxys.franka_interface.FrankaInterface "
                 f"and deoxys.utils.config_utils ({type(e).__name__}: {e}){where}; {INSTALL}"
             ) from None
         path = self._interface_path(self.options.deoxys_config, resolve=True)
@@ -335,7 +419,7 @@ class DeoxysFranka:
                                    "Deoxys' default JOINT_IMPEDANCE config")
         self._controller_cfg = cfg
         self._robot = FrankaInterface(general_cfg_file=path, control_freq=self.control_hz, use_visualizer=False)
-        log.info("franka (deoxys): FrankaInterface(%s) at %s Hz", path, self.control_hz)
+        log.info("%s: FrankaInterface(%s) at %s Hz", PLUGIN, path, self.control_hz)
 
     def close(self) -> None:
         """Close the Deoxys interface (real) / the dry-run log. Idempotent."""
@@ -358,21 +442,21 @@ class DeoxysFranka:
     def bind(self, world: Any) -> None:
         """A real robot binds to no simulated world: ``world`` is None or a real-world object (kept as
         ``self.world``, nothing else is read from it). Binding a robosuite world (one with ``env.sim``)
-        is refused: simulate with ``backend: sim`` instead."""
+        is refused: simulate with the ``franka`` embodiment instead."""
         env = getattr(world, "env", None)
         if env is not None and hasattr(env, "sim"):
-            raise ValueError(f"world: {type(world).__name__} is a simulated robosuite world; the franka embodiment "
-                             "with backend: deoxys drives the real robot. Use backend: sim in simulation")
+            raise ValueError(f"world: {type(world).__name__} is a simulated robosuite world but {PLUGIN} drives the "
+                             "real robot; in simulation set embodiment.plugin=franka (same Panda kinematics)")
         self.world = world
 
     # ------------------------------------------------------------------ kinematics (protocol)
     def fk(self, q: np.ndarray) -> np.ndarray:
         """4x4 T_world_ee (grip site) for joint positions ``q`` (7,), radians."""
-        return self.T_world_base @ self.arm.fk(q)
+        return self.T_world_base @ self.arm_model.fk(q)
 
     def jacobian(self, q: np.ndarray) -> np.ndarray:
         """6 x 7 geometric Jacobian of the grip site, rows (v; omega), world frame, at its origin."""
-        J = self.arm.jacobian(q)
+        J = self.arm_model.jacobian(q)
         R = self.T_world_base[:3, :3]
         return np.vstack([R @ J[:3], R @ J[3:]])
 
@@ -387,14 +471,14 @@ class DeoxysFranka:
         T = self._T_base_world @ check_pose(T_world_ee, "T_world_ee")
         if q_init is None:
             q_init = self.current_q()
-        return self.arm.ik(T, q_init, position_only=position_only)
+        return self.arm_model.ik(T, q_init, position_only=position_only)
 
     def grasp_to_ee(self, T_world_grasp: np.ndarray, width: float = 0.0) -> np.ndarray:
-        """End-effector pose that puts the grasp frame at ``T_world_grasp`` (see RobosuiteArm.grasp_to_ee)."""
-        return self.arm.grasp_to_ee(T_world_grasp, width)
+        """End-effector pose that puts the grasp frame at ``T_world_grasp`` (see ArmModel.grasp_to_ee)."""
+        return self.arm_model.grasp_to_ee(T_world_grasp, width)
 
     def ee_to_grasp(self, T_world_ee: np.ndarray) -> np.ndarray:
-        return self.arm.ee_to_grasp(T_world_ee)
+        return self.arm_model.ee_to_grasp(T_world_ee)
 
     # ------------------------------------------------------------------ state
     def _now(self) -> float:
@@ -417,7 +501,7 @@ class DeoxysFranka:
                 if q is not None and np.asarray(q).shape == (7,) and np.any(np.asarray(q) != 0):
                     return np.array(q, dtype=np.float64)
             if self._clock() >= deadline:
-                raise TimeoutError("franka (deoxys): no robot state within state_timeout "
+                raise TimeoutError(f"{PLUGIN}: no robot state within state_timeout "
                                    f"{self.options.state_timeout} s "
                                    "(state_buffer_size 0 or all-zero last_q); is franka-interface running on the NUC "
                                    "and does deoxys_config name its IP/ports? Or raise state_timeout")
@@ -442,7 +526,7 @@ class DeoxysFranka:
         ``gripper`` in [-1 open, +1 closed]; 0 (the default) repeats the last gripper command (Deoxys
         would grasp on 0, see the module docstring). Not clipped and not sent: :meth:`send` checks it.
         """
-        q = self.arm._q(q_target, "q_target")
+        q = self.arm_model._q(q_target, "q_target")
         from .robosuite_kinematics import check_gripper
 
         g = check_gripper(gripper)
@@ -479,7 +563,7 @@ class DeoxysFranka:
         if self.dry_run:
             self.command_log.append(rec)
             self._write(rec)
-        log.warning("franka (deoxys): command rejected: %s", err)
+        log.warning("%s: command rejected: %s", PLUGIN, err)
 
     def send(self, action: np.ndarray) -> None:
         """Check ``action`` (8,) = [7 joint targets, gripper] and send it (dry run: log it).
@@ -489,7 +573,7 @@ class DeoxysFranka:
         ``FrankaInterface.control("JOINT_IMPEDANCE", action, controller_cfg=...)``.
         """
         if self._closed:
-            raise RuntimeError("franka (deoxys): closed; build a new embodiment to send commands")
+            raise RuntimeError(f"{PLUGIN}: closed; build a new embodiment to send commands")
         self.connect()
         try:
             a = self.guard.check_action(action, self._q_prev())
@@ -569,3 +653,22 @@ class DeoxysFranka:
         for a in actions:
             self.send(a)
         return actions
+
+
+# --------------------------------------------------------------------------- registration
+
+def _franka_deoxys(options: DeoxysFrankaOptions | None = None, ctx: Any = None) -> DeoxysFranka:
+    configure_headless_gl()  # the Panda model is compiled with MuJoCo (no rendering)
+    return DeoxysFranka(options)
+
+
+@hookimpl
+def d2f_register(register):
+    register(Manifest(
+        name=PLUGIN, kind="embodiment", factory=_franka_deoxys, options_model=DeoxysFrankaOptions,
+        capabilities=DeoxysFranka.capabilities, extra="sim", requires=("mujoco", "robosuite"),
+        install="pip install 'dream2flow[sim]' for the Panda kinematics; for the real robot also " + INSTALL,
+        description="the real Franka Panda through Deoxys (JOINT_IMPEDANCE, 20 Hz, safety layer; dry run by "
+                    "default: no robot, no Deoxys), the simulated franka's kinematics",
+        verified="against a Deoxys stand-in following its Python API (tests/test_deoxys_backend.py): safety "
+                 "limits, rate, dry-run log, JOINT_IMPEDANCE actions"))

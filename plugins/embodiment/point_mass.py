@@ -10,9 +10,11 @@ The end-effector frame has its origin at the tip and a fixed orientation pointin
   means the clipped position is the target (1e-6 m) and, unless ``position_only``, the target
   orientation is the fixed one (1e-3 rad).
 
-``joint_action(q_target)`` turns joint targets into the bound world's action vector: for a
+``joint_action(q_target, gripper)`` turns joint targets into the bound world's action vector: for a
 world with 3 action entries (``tabletop-2d``) the clipped target position; a world with 4
-entries gets ``(x, y, z, gripper)``.
+entries gets ``(x, y, z, gripper)``. ``gripper`` follows d2f's one convention
+(:data:`d2f_core.protocols.GRIPPER_OPEN` = -1 open .. :data:`~d2f_core.protocols.GRIPPER_CLOSED` = +1
+closed) and is passed through unchanged; the pusher itself has no gripper.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from d2f_core import IKResult, Manifest, hookimpl
 from d2f_core.geometry import rotation_angle
+from d2f_core.protocols import GRIPPER_CLOSED, GRIPPER_OPEN
 
 __all__ = ["PointMassOptions", "PointMass", "EE_ROTATION"]
 
@@ -154,12 +157,18 @@ class PointMass:
         """The bound world's action for joint target ``q_target`` (metres), clipped to the limits.
 
         3-entry action worlds (and no world bound): ``(x, y, z)``; 4-entry worlds:
-        ``(x, y, z, gripper)`` with ``gripper`` in [0, 1] (0 open, 1 closed).
+        ``(x, y, z, gripper)`` with ``gripper`` in [-1, 1] (GRIPPER_OPEN -1 open, GRIPPER_CLOSED +1 closed),
+        checked even when the world takes no gripper entry.
         """
         q = np.clip(self._q(q_target, "q_target"), self.joint_limits[:, 0], self.joint_limits[:, 1])
-        g = float(gripper)
-        if not math.isfinite(g) or g < 0 or g > 1:
-            raise ValueError(f"gripper: expected a number in [0, 1] (0 open, 1 closed), got {gripper!r}")
+        try:
+            g = float(gripper)
+        except (TypeError, ValueError):
+            g = math.nan
+        if not math.isfinite(g) or g < GRIPPER_OPEN or g > GRIPPER_CLOSED:
+            raise ValueError(f"gripper: expected a number in [{GRIPPER_OPEN:g}, {GRIPPER_CLOSED:g}] ({GRIPPER_OPEN:g} "
+                             f"open, {GRIPPER_CLOSED:g} closed: d2f_core.protocols.GRIPPER_OPEN/GRIPPER_CLOSED), got "
+                             f"{gripper!r}")
         if self._action_dim == 4:
             return np.concatenate([q, [g]])
         return q

@@ -1,8 +1,8 @@
 """MuJoCo kinematics of one arm of a robosuite robot: FK, analytic Jacobian, batched calls, IK.
 
-Used by the ``franka`` / ``spot`` / ``gr1`` embodiments (:mod:`.robosuite_robots`) and meant to be
-reused by other backends of the same robots (e.g. a real-robot backend that needs FK for its
-safety checks). Everything here runs on a *private* ``mujoco.MjData``: it never touches a live
+Used through :class:`~.arm_model.ArmModel` by the robosuite embodiments (:mod:`.robosuite_robots`:
+``franka``, ``spot``, ``gr1``, ``robosuite-arm``) and by the real Franka (:mod:`.deoxys_backend`:
+``franka-deoxys``), which needs FK for its safety checks. Everything here runs on a *private* ``mujoco.MjData``: it never touches a live
 simulation.
 
 Conventions (world frame = the frame of the MjModel given; metres, radians):
@@ -39,7 +39,7 @@ from d2f_core.gl import configure_headless_gl
 from d2f_core.geometry import rotation_angle, so3_log  # noqa: F401 (re-exported)
 
 __all__ = ["ArmKinematics", "IKSettings", "RobotModelInfo", "build_robot_model", "so3_log", "rotation_angle",
-           "check_q", "check_pose", "quiet_robosuite"]
+           "check_q", "check_pose", "check_gripper", "quiet_robosuite", "import_robosuite"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -142,6 +142,25 @@ class RobotModelInfo:
         return qpos
 
 
+def import_robosuite() -> Any:
+    """``import robosuite`` without its import-time notices (optional robot packages, mink IK): they
+    are logged at WARNING while the package loads and say nothing about d2f's use. Its later
+    warnings and errors still show."""
+    import logging
+
+    log = logging.getLogger("robosuite_logs")
+
+    def drop(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+    log.addFilter(drop)
+    try:
+        import robosuite
+    finally:
+        log.removeFilter(drop)
+    return robosuite
+
+
 @contextlib.contextmanager
 def quiet_robosuite():
     """Raise robosuite's logger to ERROR for the duration (its model building logs INFO/WARNING
@@ -167,7 +186,8 @@ def build_robot_model(robot: str) -> tuple[Any, RobotModelInfo]:
     """
     configure_headless_gl()
     import mujoco
-    import robosuite  # noqa: F401 - registers robots
+
+    import_robosuite()  # registers the robots
     import robosuite.models.robots.compositional  # noqa: F401 - SpotWithArm*, PandaDex*
 
     with quiet_robosuite():
@@ -410,6 +430,7 @@ class ArmKinematics:
         self.joint_limits = lim
         self._lo = lim[:, 0].copy()
         self._hi = lim[:, 1].copy()
+        self._hinge = model.jnt_type[self.joint_ids] == mujoco.mjtJoint.mjJNT_HINGE
         self._jacp = np.zeros((3, model.nv))
         self._jacr = np.zeros((3, model.nv))
         # contiguous index arrays for cheap column selection
@@ -532,14 +553,31 @@ class ArmKinematics:
                     break
         return q, pe, re
 
+    def nearest_turn(self, q: np.ndarray, q_ref: np.ndarray) -> np.ndarray:
+        """``q`` with every hinge joint moved by whole turns (2 pi k) as close to ``q_ref`` as its limits
+        allow: the same pose (fk is unchanged), reached with the least rotation from ``q_ref``. Matters
+        for joints with ranges of a turn or more (UR5e +-2 pi, Kinova3's continuous joints), where an IK
+        restart may land a full turn away and the arm would swing round to get there."""
+        out = np.array(q, dtype=np.float64)
+        two_pi = 2.0 * math.pi
+        for i in np.nonzero(self._hinge)[0]:
+            k = np.round((q_ref[i] - out[i]) / two_pi)
+            for kk in (k, k - np.sign(k)) if k != 0 else ():
+                v = out[i] + two_pi * kk
+                if self._lo[i] <= v <= self._hi[i]:
+                    out[i] = v
+                    break
+        return out
+
     def ik(self, T_world_ee: Any, q_init: Any = None, *, position_only: bool = False,
            settings: IKSettings | None = None) -> IKResult:
         """Joint positions within limits putting the site at ``T_world_ee`` (see module docstring).
 
         Starts from ``q_init`` (default: the joint limits' midpoint), then from ``settings.restarts``
         seeded random joint vectors, and returns the first start that meets the tolerances, else
-        the best one found (``success=False``). Errors are measured: ``position_error`` metres,
-        ``rotation_error`` radians (reported even when ``position_only``).
+        the best one found (``success=False``). Hinge joints are moved by whole turns towards
+        ``q_init`` where their limits allow (:meth:`nearest_turn`). Errors are measured:
+        ``position_error`` metres, ``rotation_error`` radians (reported even when ``position_only``).
         """
         s = settings or IKSettings()
         target = check_pose(T_world_ee)
@@ -549,6 +587,7 @@ class ArmKinematics:
         for k in range(1 + max(0, int(s.restarts))):
             start = q0 if k == 0 else rng.uniform(self._lo, self._hi)
             q, pe, re = self._solve_from(start, target, position_only, s)
+            q = self.nearest_turn(q, q0)
             ok = pe <= s.position_tolerance and (position_only or re <= s.rotation_tolerance)
             if ok:
                 return IKResult(q=q, success=True, position_error=pe, rotation_error=re)

@@ -1,14 +1,21 @@
-"""Embodiments ``franka``, ``spot`` and ``gr1``: one arm of a robosuite robot (MuJoCo).
+"""Embodiments over robosuite robots (MuJoCo): ``franka``, ``spot``, ``gr1`` and ``robosuite-arm``.
 
-=========  ==========================================  ===========================  ====
-plugin     robosuite robot (``robot``)                 arm used / end-effector      dof
-=========  ==========================================  ===========================  ====
-franka     ``Panda``                                   right / PandaGripper         7
-spot       ``SpotWithArmFloating`` (option            right / BDGripper            6
-           ``variant``: ``SpotWithArm``)
-gr1        ``GR1ArmsOnly`` (option ``variant``:        ``arm`` right (default) or   7
-           ``GR1FixedLowerBody``, ``GR1FloatingBody``)  left / Fourier hand
-=========  ==========================================  ===========================  ====
+==============  ============================================  ===========================  ====
+plugin          robosuite robot                               arm used / end-effector      dof
+==============  ============================================  ===========================  ====
+franka          ``Panda``                                     right / PandaGripper         7
+spot            ``SpotWithArmFloating`` (option ``variant``:  right / BDGripper            6
+                ``SpotWithArm``)
+gr1             ``GR1ArmsOnly`` (option ``variant``:          ``arm`` right (default) or   7
+                ``GR1FixedLowerBody``, ``GR1FloatingBody``)   left / Fourier hand
+robosuite-arm   option ``robot``: any robosuite single-arm    right / the robot's default  robot's
+                robot (Panda, UR5e, Kinova3, IIWA, Jaco,      gripper (UR5e: Robotiq 85)
+                Sawyer, XArm7, ...)
+==============  ============================================  ===========================  ====
+
+:class:`RobosuiteArm` is the public base class of all four (documented in docs/embodiments.md,
+"Add a robot"); its kinematics come from :class:`~.arm_model.ArmModel`, which the real-Franka
+backend (:mod:`.deoxys_backend`, plugin ``franka-deoxys``) shares: neither module imports the other.
 
 **End-effector frame**: the gripper's grip site (robosuite ``gripper.important_sites
 ["grip_site"]``, e.g. ``gripper0_right_grip_site``): its origin and axes.
@@ -31,146 +38,63 @@ controller taking *absolute* joint targets (radians), whose action bounds are th
 targets, the other arm/torso/head held at their positions at bind time, mobile bases and legs
 commanded still (zero), the used gripper at ``gripper``, any other hand open.
 
-**Gripper convention** (robosuite's): ``gripper`` in [-1, 1], -1 = open, +1 = closed.
-Panda and Spot grippers integrate the sign: each step moves the fingers 0.2 of the range towards
-open (-) or closed (+) and 0 keeps them where they are (so "close" takes ~10 steps). The GR1 hands
-map the value linearly onto every finger actuator's range (-1 open, +1 closed, 0 half closed).
+**Gripper** (d2f's one convention, :data:`d2f_core.protocols.GRIPPER_OPEN` = -1 open,
+:data:`~d2f_core.protocols.GRIPPER_CLOSED` = +1 closed, which is robosuite's): parallel grippers
+(Panda, Spot, Robotiq, Kinova, ...) integrate the sign: each step moves the fingers a fraction of the
+range towards open (-) or closed (+) and 0 keeps them where they are (so "close" takes ~10 steps).
+The GR1 hands map the value linearly onto every finger actuator's range (-1 open, +1 closed, 0 half
+closed).
 
-``backend`` (``franka``): "sim" (robosuite, this module) or "deoxys": the real Franka through UT
-Austin's Deoxys (:class:`~.deoxys_backend.DeoxysFranka`), reusing this Panda's kinematics; every
-command passes :mod:`.safety` checks first, and ``dry_run`` (the default) only logs the commands.
-The ``deoxys_*``/``dry_run*``/safety options of :class:`FrankaOptions` apply to that backend only.
+Every robosuite arm is a :class:`d2f_core.protocols.GraspingArm` (capability ``grasping``).
 """
 
 from __future__ import annotations
 
+import difflib
 import math
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from d2f_core import IKResult, Manifest, hookimpl
-
+from d2f_core import Manifest, hookimpl
 from d2f_core.gl import configure_headless_gl
 
-__all__ = ["RobosuiteArmOptions", "FrankaOptions", "SpotOptions", "GR1Options", "RobosuiteArm",
-           "DEFAULT_VELOCITY_LIMITS"]
+from .arm_model import (CONSERVATIVE_VELOCITY_LIMIT, DEFAULT_VELOCITY_LIMITS, ArmKinematicsOptions, ArmModel,
+                        single_arm_robots)
 
-DEFAULT_VELOCITY_LIMITS: dict[str, tuple[float, ...]] = {
-    # Franka Emika Panda datasheet (rad/s), joints 1-7.
-    "Panda": (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61),
-    # The robosuite MJCFs of Spot's arm and of GR1 carry no velocity limits and we have no vendor
-    # figures here: conservative assumed limits (rad/s); override with the `velocity_limits` option.
-    "SpotArm": (2.0,) * 6,
-    "GR1Arm": (2.0,) * 7,
-}
-"""Per-joint speed limits used when the option ``velocity_limits`` is not given (see docs)."""
+__all__ = ["RobosuiteArmOptions", "FrankaOptions", "SpotOptions", "GR1Options", "RobosuiteArmPluginOptions",
+           "RobosuiteArm", "DEFAULT_VELOCITY_LIMITS", "CONSERVATIVE_VELOCITY_LIMIT"]
 
 
-class RobosuiteArmOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RobosuiteArmOptions(ArmKinematicsOptions):
+    """Options of every :class:`RobosuiteArm`: kinematics (:class:`~.arm_model.ArmKinematicsOptions`)
+    plus the gains of the JOINT_POSITION controllers."""
 
-    velocity_limits: list[float] | None = Field(
-        default=None, description="per-joint speed limits of the arm, rad/s, > 0 (default: "
-                                  "DEFAULT_VELOCITY_LIMITS; the robosuite models carry none)")
-    ik_position_tolerance: float = Field(default=1e-3, gt=0.0, le=0.1,
-                                         description="IK success threshold on the position error, metres")
-    ik_rotation_tolerance: float = Field(default=1e-2, gt=0.0, le=1.0,
-                                         description="IK success threshold on the rotation error, radians")
-    ik_max_iterations: int = Field(default=150, ge=1, le=10000,
-                                   description="Levenberg-Marquardt iterations per IK start")
-    ik_restarts: int = Field(default=20, ge=0, le=1000,
-                             description="extra IK starts from seeded random joint vectors when q_init fails")
-    ik_rotation_weight: float = Field(default=0.2, gt=0.0,
-                                      description="metres per radian weighing rotation against position in IK")
-    ik_seed: int = Field(default=0, description="seed of the IK random restarts (same call, same answer)")
     controller_kp: float = Field(default=1000.0, gt=0.0, le=5000.0,
                                  description="stiffness of the JOINT_POSITION controllers, 1/s^2 (torque = "
                                              "M(q) (kp e - kd qdot) + gravity; kd = 2 sqrt(kp) damping_ratio)")
     controller_damping_ratio: float = Field(default=1.0, gt=0.0, le=10.0,
                                             description="damping ratio of the JOINT_POSITION controllers")
 
-    @field_validator("velocity_limits")
-    @classmethod
-    def _vel(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and (not all(math.isfinite(x) and x > 0 for x in v)):
-            raise ValueError("expected finite speeds > 0 (rad/s), one per arm joint")
-        return v
-
 
 class FrankaOptions(RobosuiteArmOptions):
-    backend: Literal["sim", "deoxys"] = Field(
-        default="sim", description="'sim': robosuite/MuJoCo. 'deoxys': the real Franka through UT Austin's Deoxys "
-                                   "(deoxys_control; the options below apply to it only)")
-    deoxys_config: str | None = Field(
-        default=None, description="backend deoxys: Deoxys interface YAML (PC/NUC addresses and ports, e.g. "
-                                  "deoxys_control/deoxys/config/charmander.yml); a bare file name is looked up in "
-                                  "deoxys.config_root. Needed unless dry_run")
-    controller_config: str | None = Field(
-        default=None, description="backend deoxys: JOINT_IMPEDANCE controller YAML (is_delta must be false); "
-                                  "default: Deoxys' default JOINT_IMPEDANCE config (joint-impedance-controller.yml)")
-    control_hz: float = Field(default=20.0, gt=0.0, le=100.0,
-                              description="backend deoxys: command rate, Hz; must equal CONTROL.POLICY_RATE of the "
-                                          "NUC's config (Deoxys' default 20)")
-    dry_run: bool = Field(default=True, description="backend deoxys: check and log every command (dry_run_log) "
-                                                    "but never import Deoxys nor move the robot")
-    dry_run_log: str | None = Field(default=None,
-                                    description="backend deoxys, dry_run: JSONL file the would-be commands are "
-                                                "appended to (default: kept in memory only, `command_log`)")
-    dry_run_start_q: list[float] | None = Field(
-        default=None, description="backend deoxys, dry_run: the simulated starting joint positions, 7 radians "
-                                  "(default: home_q)")
-    T_world_base: list[list[float]] | None = Field(
-        default=None, description="backend deoxys: 4x4 pose of the robot base (Franka link0) in the world frame, "
-                                  "metres; fk/ik/workspace are in the world frame through it (default: identity, "
-                                  "the base frame is the world frame)")
-    workspace_min: list[float] = Field(default=[0.2, -0.5, 0.02],
-                                       description="backend deoxys: lower corner (x, y, z) of the box the end-effector "
-                                                   "must stay in, world frame, metres")
-    workspace_max: list[float] = Field(default=[0.8, 0.5, 0.8],
-                                       description="backend deoxys: upper corner (x, y, z) of the end-effector box, "
-                                                   "world frame, metres")
-    max_joint_step: float = Field(default=0.05, gt=0.0, le=0.5,
-                                  description="backend deoxys: largest change of any joint between two commands, rad")
-    velocity_scale: float = Field(default=0.25, gt=0.0, le=1.0,
-                                  description="backend deoxys: fraction of velocity_limits a command may ask for "
-                                              "(step x control_hz); at most the controller's time_fraction (0.3 by "
-                                              "default): Deoxys reaches each target in time_fraction of a period")
-    joint_margin: float = Field(default=0.05, ge=0.0, le=0.3,
-                                description="backend deoxys: rad kept clear of each Panda joint limit")
-    state_timeout: float = Field(default=5.0, gt=0.0,
-                                 description="backend deoxys: seconds to wait for the first robot state")
+    """Options of ``franka`` (simulated). The real Franka is its own plugin, ``franka-deoxys``."""
 
-    @field_validator("dry_run_start_q")
+    backend: None = Field(default=None, description="removed: the real Franka is the embodiment plugin "
+                                                    "franka-deoxys (set embodiment.plugin=franka-deoxys)")
+
+    @field_validator("backend", mode="before")
     @classmethod
-    def _start_q(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and (len(v) != 7 or not all(math.isfinite(x) for x in v)):
-            raise ValueError("expected 7 finite joint positions, radians")
-        return v
-
-    @field_validator("T_world_base")
-    @classmethod
-    def _T(cls, v: list[list[float]] | None) -> list[list[float]] | None:
-        if v is not None:
-            from .robosuite_kinematics import check_pose
-
-            check_pose(v, "T_world_base")
-        return v
-
-    @field_validator("workspace_min", "workspace_max")
-    @classmethod
-    def _xyz(cls, v: list[float]) -> list[float]:
-        if len(v) != 3 or not all(math.isfinite(x) for x in v):
-            raise ValueError("expected [x, y, z], metres")
-        return v
-
-    @model_validator(mode="after")
-    def _box(self) -> "FrankaOptions":
-        if any(a >= b for a, b in zip(self.workspace_min, self.workspace_max)):
-            raise ValueError(f"workspace_min {self.workspace_min} must be below workspace_max {self.workspace_max} "
-                             "on x, y and z")
-        return self
+    def _backend(cls, v: Any) -> None:
+        if v is None:
+            return None
+        if v == "deoxys":
+            raise ValueError("the real Franka through Deoxys is its own embodiment plugin now: set "
+                             "embodiment.plugin=franka-deoxys (its options: dry_run, deoxys_config, ...) and "
+                             "remove backend")
+        raise ValueError(f"franka is the simulated Panda and has no backend option any more (got {v!r}): remove "
+                         "it (backend: sim is what franka is; the real robot is embodiment.plugin=franka-deoxys)")
 
 
 class SpotOptions(RobosuiteArmOptions):
@@ -198,82 +122,79 @@ class GR1Options(RobosuiteArmOptions):
         return v
 
 
+def check_robot_name(robot: str) -> str:
+    """``robot`` when it is a robosuite single-arm robot, else ValueError with the closest names.
+
+    Without robosuite installed nothing can be checked and ``robot`` is returned as is (the
+    plugin is unavailable then anyway)."""
+    try:
+        known = single_arm_robots()
+    except ImportError:
+        return robot
+    if robot in known:
+        return robot
+    close = difflib.get_close_matches(robot, known, n=2, cutoff=0.5) or \
+        [k for k in known if k.lower() == robot.lower()]
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    raise ValueError(f"{robot!r} is not a robosuite single-arm robot; {hint}choose one of {', '.join(known)} "
+                     "(two-armed GR1: embodiment.plugin=gr1)")
+
+
+class RobosuiteArmPluginOptions(RobosuiteArmOptions):
+    """Options of ``robosuite-arm``: any robosuite single-arm robot by name."""
+
+    robot: str = Field(default="Panda", description="robosuite robot name (robosuite.make(robots=...)): Panda, "
+                                                    "UR5e, Kinova3, IIWA, Jaco, Sawyer, XArm7, ... (any robosuite "
+                                                    "robot with one arm); its default gripper is used")
+
+    @field_validator("robot")
+    @classmethod
+    def _robot(cls, v: str) -> str:
+        return check_robot_name(v)
+
+
 def _not_bound(name: str, what: str) -> RuntimeError:
     return RuntimeError(f"{name}: {what} needs a bound world: build the world with robots="
                         f"embodiment.robosuite_robot and controller_configs=embodiment.controller_config(), "
                         f"then call embodiment.bind(world)")
 
 
-class RobosuiteArm:
-    """One arm of a robosuite robot as a d2f Embodiment (see the module docstring).
+class RobosuiteArm(ArmModel):
+    """One arm of a robosuite robot as a d2f :class:`~d2f_core.protocols.GraspingArm` (see the module
+    docstring and docs/embodiments.md, "Add a robot").
 
-    Public attributes beyond the protocol:
+    Args:
+        name: the plugin name (``Embodiment.name``), e.g. "franka".
+        robot: robosuite robot name (``robosuite.make(robots=robot)``), e.g. "Panda", "UR5e".
+        options: :class:`RobosuiteArmOptions` (or a subclass; default: all defaults).
+        arm: the arm used ("right"; "left" on two-armed robots).
+        velocity_limits: (dof,) rad/s when ``options.velocity_limits`` is None (default: the vendor
+            figures of :data:`DEFAULT_VELOCITY_LIMITS`, else 1.0 rad/s per joint).
+        joint_limit_overrides: joint index -> (low, high) radians, intersected with the MJCF range (e.g.
+            to keep a hand off its own wrist).
+
+    What to override in a subclass: usually nothing (pass the arguments above). ``controller_config()``
+    to change the controller (keep an absolute JOINT_POSITION controller on the used arm: ``bind``
+    checks it); ``bind(world)`` to accept another kind of world. The kinematics (``fk``, ``jacobian``,
+    ``ik``, ``grasp_to_ee``) come from :class:`~.arm_model.ArmModel`.
+
+    Public attributes beyond :class:`~.arm_model.ArmModel`'s:
         robosuite_robot: name for ``robosuite.make(robots=...)`` (== ``robot``).
-        arm: "right" or "left".
-        ee_site: the end-effector site name (e.g. "gripper0_right_grip_site").
-        gripper_open, gripper_closed: -1.0, 1.0 (robosuite's convention).
-        gripper_dof: gripper action entries of the used arm (1 Panda/Spot, 6 GR1 hand).
-        home_q: (dof,) robosuite's initial arm joint positions.
-        T_ee_grasp: 4x4 pose of the gripper's grasp frame (d2f_core.Grasp convention: origin between
-            the fingertips, z approach, x closing) in the end-effector frame; see grasp_to_ee().
-        fixed_jaw: True when one jaw does not move (Spot's BD gripper); see grasp_to_ee(width=).
-        info: :class:`~.robosuite_kinematics.RobotModelInfo` of the robot.
-        kinematics: the active :class:`~.robosuite_kinematics.ArmKinematics` (standalone or bound).
-        T_world_base: 4x4 pose of the robot's root body (identity until bound).
         world: the bound world or None.
         last_ik: the IKResult of the last ``ee_action``.
     """
 
-    capabilities = frozenset({"ik", "deterministic"})
-    gripper_open = -1.0
-    gripper_closed = 1.0
+    capabilities = frozenset({"ik", "deterministic", "grasping"})
 
-    def __init__(self, name: str, robot: str, arm: str, options: RobosuiteArmOptions,
-                 velocity_key: str, limit_overrides: dict[int, tuple[float, float]] | None = None) -> None:
-        from .robosuite_kinematics import ArmKinematics, IKSettings, build_robot_model
-
-        self.name = name
-        self.robot = robot
+    def __init__(self, name: str, robot: str, options: RobosuiteArmOptions | None = None, *, arm: str = "right",
+                 velocity_limits: Sequence[float] | None = None,
+                 joint_limit_overrides: Mapping[int, tuple[float, float]] | None = None) -> None:
+        options = options if options is not None else RobosuiteArmOptions()
+        super().__init__(name, robot, options, arm=arm, velocity_limits=velocity_limits,
+                         joint_limit_overrides=joint_limit_overrides)
         self.robosuite_robot = robot
-        self.arm = arm
-        self.options = options
-        model, info = build_robot_model(robot)
-        if arm not in info.arms:
-            raise ValueError(f"arm: robot {robot} has arms {list(info.arms)}, not {arm!r}")
-        self.info = info
-        self.joint_names = tuple(info.arm_joints[arm])
-        self.dof = len(self.joint_names)
-        self.ee_site = info.grip_sites[arm]
-        self.gripper_dof = int(info.gripper_dof[arm])
-        lim = np.array([info.joint_ranges[j] for j in self.joint_names], dtype=np.float64)
-        for i, (lo, hi) in (limit_overrides or {}).items():
-            lim[i] = (max(lim[i, 0], lo), min(lim[i, 1], hi))
-        lim.flags.writeable = False
-        self.joint_limits = lim
-        vel = options.velocity_limits
-        vel = np.array(DEFAULT_VELOCITY_LIMITS[velocity_key] if vel is None else vel, dtype=np.float64)
-        if vel.shape != (self.dof,):
-            raise ValueError(f"velocity_limits: expected {self.dof} speeds (rad/s) for {self.joint_names}, "
-                             f"got {vel.size}")
-        vel.flags.writeable = False
-        self.velocity_limits = vel
-        self.home_q = np.clip(info.home_q(arm), lim[:, 0], lim[:, 1])
-        self.home_q.flags.writeable = False
-        T_eg = np.array(info.T_ee_grasp[arm], dtype=np.float64)
-        T_eg.flags.writeable = False
-        self.T_ee_grasp = T_eg
-        self._T_grasp_ee = np.linalg.inv(T_eg)
-        self.fixed_jaw = bool(info.fixed_jaw[arm])
-        self.ik_settings = IKSettings(
-            position_tolerance=options.ik_position_tolerance, rotation_tolerance=options.ik_rotation_tolerance,
-            max_iterations=options.ik_max_iterations, restarts=options.ik_restarts,
-            rotation_weight=options.ik_rotation_weight, seed=options.ik_seed)
-        self._standalone = ArmKinematics(model, self.joint_names, self.ee_site,
-                                         qpos=info.standalone_qpos(model), joint_limits=np.array(lim))
-        self.kinematics = self._standalone
-        self.T_world_base = np.eye(4)
         self.world: Any = None
-        self.last_ik: IKResult | None = None
+        self.last_ik = None
         self._live_model: Any = None
         self._live_qadr: np.ndarray | None = None
         self._template: np.ndarray | None = None
@@ -282,66 +203,8 @@ class RobosuiteArm:
         self._action_low: np.ndarray | None = None
         self._action_high: np.ndarray | None = None
 
-    # ------------------------------------------------------------------ kinematics (protocol)
-    def _q(self, q: Any, name: str = "q") -> np.ndarray:
-        from .robosuite_kinematics import check_q
-
-        return check_q(q, self.dof, name)
-
-    def fk(self, q: np.ndarray) -> np.ndarray:
-        """4x4 T_world_ee (grip site pose) for arm joint positions ``q`` (dof,), radians."""
-        return self.kinematics.fk_raw(self._q(q))
-
-    def jacobian(self, q: np.ndarray) -> np.ndarray:
-        """6 x dof geometric Jacobian of the grip site: rows (v; omega), world frame, at its origin."""
-        return self.kinematics.fk_jacobian_raw(self._q(q))[1]
-
-    def fk_jacobian(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(T 4x4, J 6 x dof) for q (dof,); (N x 4 x 4, N x 6 x dof) for q (N, dof). One FK pass each."""
-        return self.kinematics.fk_jacobian(q)
-
-    def fk_batch(self, q: np.ndarray) -> np.ndarray:
-        """N x 4 x 4 end-effector poses for q (N, dof)."""
-        return self.kinematics.fk_batch(q)
-
-    def ik(self, T_world_ee: np.ndarray, q_init: np.ndarray | None = None, *,
-           position_only: bool = False) -> IKResult:
-        """Joint positions (within joint_limits) putting the grip site at ``T_world_ee``.
-
-        Starts from ``q_init`` (default: the bound world's current joints, else ``home_q``), then
-        from ``ik_restarts`` seeded random joint vectors; returns the first solution within
-        ``ik_position_tolerance`` / ``ik_rotation_tolerance`` (rotation ignored when
-        ``position_only``), else the best found with ``success=False``. Errors are measured
-        (metres, radians).
-        """
-        if q_init is None:
-            q_init = self.current_q() if self.world is not None else self.home_q
-        return self.kinematics.ik(T_world_ee, q_init, position_only=position_only, settings=self.ik_settings)
-
-    def grasp_to_ee(self, T_world_grasp: np.ndarray, width: float = 0.0) -> np.ndarray:
-        """End-effector (grip site) pose that puts the gripper's grasp frame at ``T_world_grasp``
-        (:class:`d2f_core.Grasp` convention: z approach, x closing, origin between the fingertips).
-
-        ``width`` (metres, the object's width along x) matters only for grippers with a fixed jaw
-        (``fixed_jaw``: Spot): the gripper shifts by -width/2 along x so that the fixed jaw touches
-        the object's side while the moving jaw closes on the other.
-        """
-        from .robosuite_kinematics import check_pose
-
-        T = check_pose(T_world_grasp, "T_world_grasp")
-        w = float(width)
-        if not math.isfinite(w) or w < 0:
-            raise ValueError(f"width: expected a finite opening >= 0 metres, got {width!r}")
-        if self.fixed_jaw and w > 0:
-            T = T.copy()
-            T[:3, 3] -= 0.5 * w * T[:3, 0]
-        return T @ self._T_grasp_ee
-
-    def ee_to_grasp(self, T_world_ee: np.ndarray) -> np.ndarray:
-        """The grasp frame's world pose (closed tips) for an end-effector pose: ``T_world_ee @ T_ee_grasp``."""
-        from .robosuite_kinematics import check_pose
-
-        return check_pose(T_world_ee) @ self.T_ee_grasp
+    def _default_q_init(self) -> np.ndarray:
+        return self.current_q() if self.world is not None else np.array(self.home_q)
 
     # ------------------------------------------------------------------ controller
     def _joint_position_part(self, joints: tuple[str, ...], gripper: bool) -> dict[str, Any]:
@@ -540,27 +403,32 @@ class RobosuiteArm:
 
 # --------------------------------------------------------------------------- factories
 
-def _franka(options: FrankaOptions, ctx: Any = None) -> Any:
+def _franka(options: FrankaOptions | None = None, ctx: Any = None) -> RobosuiteArm:
     configure_headless_gl()
-    if options.backend == "deoxys":
-        from .deoxys_backend import DeoxysFranka
-
-        return DeoxysFranka(options)
-    return RobosuiteArm("franka", "Panda", "right", options, "Panda")
+    return RobosuiteArm("franka", "Panda", options or FrankaOptions())
 
 
-def _spot(options: SpotOptions, ctx: Any = None) -> RobosuiteArm:
+def _spot(options: SpotOptions | None = None, ctx: Any = None) -> RobosuiteArm:
     configure_headless_gl()
-    return RobosuiteArm("spot", options.variant, "right", options, "SpotArm")
+    options = options or SpotOptions()
+    return RobosuiteArm("spot", options.variant, options, velocity_limits=DEFAULT_VELOCITY_LIMITS["SpotArm"])
 
 
-def _gr1(options: GR1Options, ctx: Any = None) -> RobosuiteArm:
+def _gr1(options: GR1Options | None = None, ctx: Any = None) -> RobosuiteArm:
     configure_headless_gl()
+    options = options or GR1Options()
     over = None
     if options.wrist_limits is not None:  # joints 5, 6: wrist roll, wrist pitch
         roll, pitch = options.wrist_limits
         over = {5: (-roll, roll), 6: (-pitch, pitch)}
-    return RobosuiteArm("gr1", options.variant, options.arm, options, "GR1Arm", over)
+    return RobosuiteArm("gr1", options.variant, options, arm=options.arm,
+                        velocity_limits=DEFAULT_VELOCITY_LIMITS["GR1"], joint_limit_overrides=over)
+
+
+def _robosuite_arm(options: RobosuiteArmPluginOptions | None = None, ctx: Any = None) -> RobosuiteArm:
+    configure_headless_gl()
+    options = options or RobosuiteArmPluginOptions()
+    return RobosuiteArm("robosuite-arm", check_robot_name(options.robot), options)
 
 
 _COMMON = dict(kind="embodiment", capabilities=RobosuiteArm.capabilities, extra="sim",
@@ -574,10 +442,15 @@ _COMMON = dict(kind="embodiment", capabilities=RobosuiteArm.capabilities, extra=
 def d2f_register(register):
     register(Manifest(name="franka", factory=_franka, options_model=FrankaOptions,
                       description="Franka Panda arm (robosuite Panda, 7 DoF): MuJoCo FK/Jacobian/IK, absolute "
-                                  "joint-position control", **_COMMON))
+                                  "joint-position control (the real robot: franka-deoxys)", **_COMMON))
     register(Manifest(name="spot", factory=_spot, options_model=SpotOptions,
                       description="Spot arm (robosuite SpotWithArmFloating, 6 DoF): MuJoCo FK/Jacobian/IK, "
                                   "absolute joint-position control", **_COMMON))
     register(Manifest(name="gr1", factory=_gr1, options_model=GR1Options,
                       description="GR1 humanoid arm (robosuite GR1ArmsOnly, right arm, 7 DoF): MuJoCo "
                                   "FK/Jacobian/IK, absolute joint-position control", **_COMMON))
+    register(Manifest(name="robosuite-arm", factory=_robosuite_arm, options_model=RobosuiteArmPluginOptions,
+                      description="any robosuite single-arm robot by name (option robot: Panda, UR5e, Kinova3, "
+                                  "IIWA, Jaco, Sawyer, ...): MuJoCo FK/Jacobian/IK, absolute joint-position control",
+                      **{**_COMMON, "verified": "UR5e FK/IK round trip and joint tracking in the bread_in_bowl "
+                                                "world; UR5e bread_in_bowl run (tests/test_embodiments_by_name.py)"}))

@@ -305,7 +305,14 @@ class AntipodalGrasper:
     """Antipodal grasp sampler on the camera and virtual top-down views (see the module docstring)."""
 
     name = "antipodal"
+    kind = "grasper"
     capabilities = frozenset({"top_down", "deterministic"})
+    Options = AntipodalOptions
+    description = ("antipodal grasp sampler on the camera and a virtual top-down view of the RGB-D cloud, "
+                   "friction cone, gripper width and collision checks")
+    verified = ("ray-cast box on a table (best within 3 mm of centre, 5 deg off the narrow axis) and bar before "
+                "a wall; no candidate's gripper boxes reach the table, wall or true solid; robosuite scenes "
+                "checked against the MuJoCo geometry")
 
     def __init__(self, options: AntipodalOptions | None = None) -> None:
         self.options = options or AntipodalOptions()
@@ -714,17 +721,6 @@ class AntipodalGrasper:
                              "grasper.options.max_width if the gripper opens wider, or use another grasper")
 
 
-def _factory(options: AntipodalOptions | None, ctx: Any = None) -> AntipodalGrasper:
-    return AntipodalGrasper(options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="antipodal", kind="grasper", factory=_factory, options_model=AntipodalOptions,
-        capabilities=AntipodalGrasper.capabilities,
-        description="antipodal grasp sampler on the camera and a virtual top-down view of the RGB-D cloud, "
-                    "friction cone, gripper width and collision checks",
-        verified="ray-cast box on a table (best within 3 mm of centre, 5 deg off the narrow axis) and bar before "
-                 "a wall; no candidate's gripper boxes reach the table, wall or true solid; robosuite scenes "
-                 "checked against the MuJoCo geometry"))
+    register(Manifest.of(AntipodalGrasper))

@@ -169,7 +169,14 @@ class AnyGraspGrasper:
     """Grasps from AnyGrasp (see the module docstring)."""
 
     name = "anygrasp"
+    kind = "grasper"
     capabilities = frozenset({"needs_weights", "top_down", "deterministic"})
+    Options = AnyGraspOptions
+    extra, install = "anygrasp", INSTALL
+    available = staticmethod(_available)
+    description = "AnyGrasp SDK grasps (camera + virtual top-down view), licensed binary"
+    verified = ("stand-in gsnet + graspnetAPI following the SDK's documented API (tests/standins/anygrasp): "
+                "grasper checks; frame conversion and camera-to-world checked with known matrices")
 
     def __init__(self, anygrasp: Any, options: AnyGraspOptions | None = None, sdk_dir: Path | None = None) -> None:
         self.options = options or AnyGraspOptions()
@@ -261,9 +268,4 @@ def _factory(options: AnyGraspOptions | None, ctx: Any = None) -> AnyGraspGraspe
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="anygrasp", kind="grasper", factory=_factory, options_model=AnyGraspOptions,
-        capabilities=AnyGraspGrasper.capabilities, extra="anygrasp", install=INSTALL, available=_available,
-        description="AnyGrasp SDK grasps (camera + virtual top-down view), licensed binary",
-        verified=("stand-in gsnet + graspnetAPI following the SDK's documented API (tests/standins/anygrasp): "
-                  "grasper checks; frame conversion and camera-to-world checked with known matrices")))
+    register(Manifest.of(AnyGraspGrasper, factory=_factory))

@@ -21,8 +21,6 @@ x == 0).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,7 +67,11 @@ class CentroidGrasper:
     """One top-down grasp at the object's centroid (see the module docstring)."""
 
     name = "centroid"
+    kind = "grasper"
     capabilities = frozenset({"top_down", "deterministic"})
+    Options = CentroidOptions
+    description = "one top-down parallel-jaw grasp at the object's centroid, across its minor axis"
+    verified = "conformance box: centre within 5 mm, width within 1 cm; rotated boxes in tests"
 
     def __init__(self, options: CentroidOptions | None = None) -> None:
         self.options = options or CentroidOptions()
@@ -135,14 +137,6 @@ class CentroidGrasper:
         return [Grasp(T_world_grasp=T, width=width, score=1.0, source="top-down")]
 
 
-def _factory(options: CentroidOptions | None, ctx: Any = None) -> CentroidGrasper:
-    return CentroidGrasper(options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="centroid", kind="grasper", factory=_factory, options_model=CentroidOptions,
-        capabilities=CentroidGrasper.capabilities,
-        description="one top-down parallel-jaw grasp at the object's centroid, across its minor axis",
-        verified="conformance box: centre within 5 mm, width within 1 cm; rotated boxes in tests"))
+    register(Manifest.of(CentroidGrasper))

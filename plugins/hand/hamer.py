@@ -138,7 +138,14 @@ class HaMeRDetector:
     """Thumb tip (and 20 more keypoints) per frame from HaMeR's demo pipeline."""
 
     name = "hamer"
+    kind = "hand"
     capabilities = frozenset({"needs_weights", "deterministic", "model_input"})
+    Options = HaMeROptions
+    extra, requires, install = "hamer", ("torch",), INSTALL
+    available = staticmethod(_available)
+    description = "HaMeR hand keypoints (ViTDet + ViTPose boxes, demo pipeline); thumb tip = 4"
+    verified = ("stand-in of the documented HaMeR demo API (tests/standins/hamer): hand checks; thumb tip "
+                "of a rendered right and mirrored left hand within 2 px, BGR/RGB edges")
     model_input_spec = ModelInputSpec(channel_order="BGR", value_range=(0.0, 255.0), layout="HWC")
 
     def __init__(self, detector: Any, pose: Any, model: Any, model_cfg: Any, dataset_cls: Any,
@@ -266,10 +273,4 @@ def _factory(options: HaMeROptions | None, ctx: Any = None) -> HaMeRDetector:
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="hamer", kind="hand", factory=_factory, options_model=HaMeROptions,
-        capabilities=HaMeRDetector.capabilities, extra="hamer", requires=("torch",), install=INSTALL,
-        available=_available,
-        description="HaMeR hand keypoints (ViTDet + ViTPose boxes, demo pipeline); thumb tip = 4",
-        verified=("stand-in of the documented HaMeR demo API (tests/standins/hamer): hand checks; thumb tip "
-                  "of a rendered right and mirrored left hand within 2 px, BGR/RGB edges")))
+    register(Manifest.of(HaMeRDetector, factory=_factory))

@@ -61,7 +61,13 @@ class MediaPipeHandsDetector:
     """21 hand keypoints per frame from MediaPipe Hands (see the module docstring)."""
 
     name = "mediapipe-hands"
+    kind = "hand"
     capabilities = frozenset({"deterministic", "model_input"})
+    Options = MediaPipeHandsOptions
+    extra, requires = "mediapipe", ("mediapipe",)
+    description = "MediaPipe Hands (CPU, model inside the wheel): 21 keypoints, thumb tip = 4"
+    verified = ("real model here (mediapipe 0.10.14): a rendered open hand found, thumb tip within 6 px, "
+                "follows a 24 px shift; conversion path with a fake result in tests")
     model_input_spec = ModelInputSpec(channel_order="RGB", value_range=(0.0, 255.0), layout="HWC")
 
     def __init__(self, make_hands: Callable[[], Any], options: MediaPipeHandsOptions | None = None) -> None:
@@ -117,9 +123,4 @@ def _factory(options: MediaPipeHandsOptions | None, ctx: Any = None) -> MediaPip
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="mediapipe-hands", kind="hand", factory=_factory, options_model=MediaPipeHandsOptions,
-        capabilities=MediaPipeHandsDetector.capabilities, extra="mediapipe", requires=("mediapipe",),
-        description="MediaPipe Hands (CPU, model inside the wheel): 21 keypoints, thumb tip = 4",
-        verified=("real model here (mediapipe 0.10.14): a rendered open hand found, thumb tip within 6 px, "
-                  "follows a 24 px shift; conversion path with a fake result in tests")))
+    register(Manifest.of(MediaPipeHandsDetector, factory=_factory))

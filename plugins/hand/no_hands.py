@@ -18,7 +18,10 @@ class NoHandsDetector:
     """``detect(video)``: ``present`` all False, keypoints (T x 21 x 2 pixels) all NaN."""
 
     name = "no-hands"
+    kind = "hand"
     capabilities = frozenset({"deterministic"})
+    description = "no hand in any frame (grasp choice falls back to no thumb-tip cue)"
+    verified = "shapes and NaN keypoints in tests"
 
     def detect(self, video: Video) -> HandTrack:
         check_video(video, "video")
@@ -28,8 +31,4 @@ class NoHandsDetector:
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="no-hands", kind="hand", factory=lambda options: NoHandsDetector(),
-        capabilities=NoHandsDetector.capabilities,
-        description="no hand in any frame (grasp choice falls back to no thumb-tip cue)",
-        verified="shapes and NaN keypoints in tests"))
+    register(Manifest.of(NoHandsDetector))

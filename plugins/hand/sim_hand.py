@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from d2f_core import HandTrack, Video, hookimpl
+from d2f_core import HandTrack, Manifest, Video, hookimpl
 from d2f_core.validate import check_video
 
-from d2f_plugins.world.robosuite_world import StandInOptions, stand_in_manifest
+from d2f_plugins.world.robosuite_world import SIM_INSTALL, SIM_REQUIRES, StandInOptions, oracle_world
 
 __all__ = ["SimHandOptions", "SimHandDetector"]
 
@@ -31,7 +31,13 @@ class SimHandDetector:
     """``detect(video)``: the scripted contact point per frame as the thumb tip."""
 
     name = "sim-hand"
+    kind = "hand"
     capabilities = frozenset({"stand_in", "deterministic", "world_keypoints"})
+    Options = SimHandOptions
+    extra, requires, install = "sim", SIM_REQUIRES, SIM_INSTALL
+    description = ("STAND-IN for a hand detector: the oracle's scripted contact point (handle, bread top) as the "
+                   "thumb tip, with world coordinates")
+    verified = "thumb pixel is the projection of the contact point; it lies on the handle's mask"
 
     def __init__(self, world: Any, options: SimHandOptions | None = None) -> None:
         self.world = world
@@ -54,10 +60,12 @@ class SimHandDetector:
         return HandTrack(keypoints=kp, present=np.ones(T, bool), keypoints_world=kw)
 
 
+def _factory(options: SimHandOptions | None, ctx: Any = None) -> SimHandDetector:
+    """The run's world (or a robosuite world of ``options.task`` when the run has none)."""
+    options = options or SimHandOptions()
+    return SimHandDetector(oracle_world(ctx, options, SimHandDetector.name), options)
+
+
 @hookimpl
 def d2f_register(register):
-    register(stand_in_manifest(
-        "sim-hand", "hand", SimHandDetector, SimHandOptions,
-        description="STAND-IN for a hand detector: the oracle's scripted contact point (handle, bread top) as the "
-                    "thumb tip, with world coordinates",
-        verified="thumb pixel is the projection of the contact point; it lies on the handle's mask"))
+    register(Manifest.of(SimHandDetector, factory=_factory))

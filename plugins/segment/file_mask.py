@@ -67,7 +67,12 @@ class FileMaskSegmenter:
     """Returns the mask in the file, checked against the image size. Ignores the text."""
 
     name = "file"
+    kind = "segmenter"
     capabilities = frozenset({"stand_in", "deterministic"})
+    Options = FileMaskOptions
+    extra = "io"  # .npy masks need nothing; PNG says to install the io extra
+    description = "object mask read from a PNG file (nonzero = object)"
+    verified = "PNG round trip and error cases in tests"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
@@ -110,25 +115,6 @@ def _factory(options: FileMaskOptions, ctx: Any = None) -> FileMaskSegmenter:
     return FileMaskSegmenter(options.path)
 
 
-def _check_options(env: Any) -> dict[str, Any]:
-    """Write the conformance scene's frame-0 box mask as a PNG (a .npy without the io extra)."""
-    mask = np.asarray(env.scene.mask, dtype=np.uint8) * 255
-    try:
-        from PIL import Image
-    except ImportError:
-        path = Path(env.tmp_dir) / "file_mask.npy"
-        np.save(path, mask)
-        return {"path": str(path)}
-    path = Path(env.tmp_dir) / "file_mask.png"
-    Image.fromarray(mask).save(path)
-    return {"path": str(path)}
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="file", kind="segmenter", factory=_factory, options_model=FileMaskOptions,
-        capabilities=FileMaskSegmenter.capabilities, stand_in=True, extra="io",  # .npy masks need nothing; PNG says to install the io extra
-        description="object mask read from a PNG file (nonzero = object)",
-        verified="PNG round trip and error cases in tests",
-        check_options=_check_options))
+    register(Manifest.of(FileMaskSegmenter, factory=_factory))

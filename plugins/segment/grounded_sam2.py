@@ -101,7 +101,13 @@ class GroundedSAM2Segmenter:
     """Text -> Grounding DINO box -> SAM 2 mask (see the module docstring)."""
 
     name = "grounded-sam2"
+    kind = "segmenter"
     capabilities = frozenset({"needs_weights", "text_prompt", "point_prompts", "deterministic", "model_input"})
+    Options = GroundedSAM2Options
+    extra, requires = "sam2", ("torch", "torchvision", "transformers", "sam2", "PIL")
+    description = "Grounding DINO (transformers) box + SAM 2 mask; point prompts for the movable part"
+    verified = ("tiny random-weight Grounding DINO + SAM 2 built here (d2f check); prompts reaching SAM 2 "
+                "spied in tests")
     model_input_spec = ModelInputSpec(channel_order="RGB", value_range=(0.0, 255.0), layout="HWC")
 
     def __init__(self, processor: Any, detector: Any, sam_predictor: Any,
@@ -289,29 +295,6 @@ def build_tiny_models(folder: str | Path, seed: int = 0) -> dict[str, Any]:
             "sam2_checkpoint": str(ckpt), "sam2_overrides": list(TINY_SAM2_OVERRIDES)}
 
 
-def _check_options(env: Any) -> dict[str, Any]:
-    """Tiny random models whose detector finds a box on the conformance scene's first frame."""
-    image = np.asarray(env.scene.video.frames[0])
-    text = env.scene.task.object
-    for seed in range(10):
-        opts = build_tiny_models(Path(env.tmp_dir) / f"grounded-sam2-{seed}", seed)
-        processor, detector = _load_detector(opts["detector"], "cpu")
-        seg = GroundedSAM2Segmenter(processor, detector, None, GroundedSAM2Options(**opts))
-        if seg.detect(image, text)[0] is not None:
-            return opts
-    return opts
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="grounded-sam2", kind="segmenter", factory=_factory, options_model=GroundedSAM2Options,
-        capabilities=GroundedSAM2Segmenter.capabilities, extra="sam2",
-        requires=("torch", "torchvision", "transformers", "sam2", "PIL"),
-        description="Grounding DINO (transformers) box + SAM 2 mask; point prompts for the movable part",
-        verified=("tiny random-weight Grounding DINO + SAM 2 built here (d2f check); prompts reaching SAM 2 "
-                  "spied in tests"),
-        check_options=_check_options,
-        check_skip={"segment_point_prompts": (
-            "accuracy: a random-weight SAM 2 need not put the positive point inside its mask; the tests "
-            "check that points (x, y pixels) and labels 1/0 reach SAM 2's predict unchanged")}))
+    register(Manifest.of(GroundedSAM2Segmenter, factory=_factory))

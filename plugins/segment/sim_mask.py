@@ -15,10 +15,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from d2f_core import hookimpl
+from d2f_core import Manifest, hookimpl
 from d2f_core.validate import check_image
 
-from d2f_plugins.world.robosuite_world import StandInOptions, stand_in_manifest
+from d2f_plugins.world.robosuite_world import SIM_INSTALL, SIM_REQUIRES, StandInOptions, oracle_world
 
 __all__ = ["SimMaskOptions", "SimMaskSegmenter"]
 
@@ -33,7 +33,13 @@ class SimMaskSegmenter:
     """``segment(image, text)``: the world's mask of the named object."""
 
     name = "sim-mask"
+    kind = "segmenter"
     capabilities = frozenset({"stand_in", "deterministic", "text_prompt"})
+    Options = SimMaskOptions
+    extra, requires, install = "sim", SIM_REQUIRES, SIM_INSTALL
+    description = ("STAND-IN for a text-prompted segmenter: the simulator's mask of the named object or "
+                   "movable part")
+    verified = "masks equal the renderer's segmentation of the named geoms"
 
     def __init__(self, world: Any, options: SimMaskOptions | None = None) -> None:
         self.world = world
@@ -70,11 +76,12 @@ class SimMaskSegmenter:
         return np.array(mask, dtype=bool)
 
 
+def _factory(options: SimMaskOptions | None, ctx: Any = None) -> SimMaskSegmenter:
+    """The run's world (or a robosuite world of ``options.task`` when the run has none)."""
+    options = options or SimMaskOptions()
+    return SimMaskSegmenter(oracle_world(ctx, options, SimMaskSegmenter.name), options)
+
+
 @hookimpl
 def d2f_register(register):
-    register(stand_in_manifest(
-        "sim-mask", "segmenter", SimMaskSegmenter, SimMaskOptions,
-        description="STAND-IN for a text-prompted segmenter: the simulator's mask of the named object or "
-                    "movable part",
-        verified="masks equal the renderer's segmentation of the named geoms",
-        check_options={"width": 160, "height": 120, "unknown_text": "task_object"}))
+    register(Manifest.of(SimMaskSegmenter, factory=_factory))

@@ -4,7 +4,8 @@
 ``ik(T_world_ee, q_init, *, position_only=False) -> d2f_core.IKResult``:
 
 * ``mujoco``: the embodiment's own IK (``embodiment.ik``: damped least squares on its MuJoCo
-  model, with seeded random restarts), tolerances overridable.
+  model, with seeded random restarts), judged against overridable tolerances. Needs a
+  :class:`d2f_core.protocols.Embodiment` with capability ``ik``.
 * ``pybullet``: PyBullet's ``calculateInverseKinematics`` on pybullet_data's
   ``franka_panda/panda.urdf`` (what the Dream2Flow paper uses), for the ``franka`` embodiment.
 
@@ -60,6 +61,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from d2f_core import IKResult
+from d2f_core.protocols import Embodiment
 
 __all__ = ["BACKENDS", "MujocoIKOptions", "PybulletIKOptions", "MujocoIK", "PybulletIK", "make_ik"]
 
@@ -112,15 +114,26 @@ class PybulletIKOptions(MujocoIKOptions):
 
 # --------------------------------------------------------------------------- helpers
 
-def _check_embodiment(embodiment: Any, need: tuple[str, ...]) -> tuple[int, np.ndarray]:
-    missing = [a for a in need if not callable(getattr(embodiment, a, None))]
-    lim = getattr(embodiment, "joint_limits", None)
-    if missing or lim is None:
-        what = missing + ([] if lim is not None else ["joint_limits"])
-        raise ValueError(f"embodiment: {getattr(embodiment, 'name', type(embodiment).__name__)!r} lacks "
-                         f"{', '.join(what)}; the IK backends need an arm embodiment with fk(q), joint_limits "
-                         "(dof x 2, radians) and ik (e.g. franka)")
-    lim = np.array(lim, dtype=np.float64)
+def _name(embodiment: Any) -> str:
+    return str(getattr(embodiment, "name", type(embodiment).__name__))
+
+
+def _check_embodiment(embodiment: Any, backend: str) -> tuple[int, np.ndarray]:
+    """(dof, joint_limits dof x 2) of an embodiment the backend can drive, else ValueError naming the fix.
+
+    ``mujoco`` runs the embodiment's own IK: it needs a :class:`d2f_core.protocols.Embodiment` with
+    capability ``ik``. ``pybullet`` solves on its own model and only measures with the embodiment: it
+    needs ``fk(q)`` and ``joint_limits`` (the Embodiment members it reads)."""
+    if backend == "mujoco":
+        if not isinstance(embodiment, Embodiment) or "ik" not in getattr(embodiment, "capabilities", ()):
+            raise ValueError(f"embodiment: {_name(embodiment)!r} is not an Embodiment with capability 'ik' "
+                             "(d2f_core.protocols.Embodiment: fk, jacobian, ik, joint_limits, ...); the 'mujoco' IK "
+                             "backend runs the embodiment's own ik: use an arm such as franka or robosuite-arm")
+    elif not callable(getattr(embodiment, "fk", None)) or getattr(embodiment, "joint_limits", None) is None:
+        raise ValueError(f"embodiment: {_name(embodiment)!r} lacks fk(q) or joint_limits; the {backend!r} IK backend "
+                         "measures its solutions with the embodiment's fk and keeps them in its joint_limits "
+                         "(dof x 2, radians): use an arm embodiment such as franka")
+    lim = np.array(embodiment.joint_limits, dtype=np.float64)
     if lim.ndim != 2 or lim.shape[1] != 2 or not np.all(lim[:, 0] < lim[:, 1]):
         raise ValueError(f"embodiment: joint_limits must be dof x 2 (low < high, radians), got shape {lim.shape}")
     return lim.shape[0], lim
@@ -135,6 +148,8 @@ def _pose_errors(T: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 
 
 def _tolerances(embodiment: Any, opts: MujocoIKOptions) -> tuple[float, float]:
+    """Success thresholds (metres, radians): the options, else the embodiment's optional ``ik_settings``
+    extra (documented on d2f_core.protocols.GraspingArm), else 1e-3 m / 1e-2 rad."""
     s = getattr(embodiment, "ik_settings", None)
     p = opts.position_tolerance or float(getattr(s, "position_tolerance", 1e-3))
     r = opts.rotation_tolerance or float(getattr(s, "rotation_tolerance", 1e-2))
@@ -150,33 +165,24 @@ def _inputs(T_world_ee: Any, q_init: Any, dof: int) -> tuple[np.ndarray, np.ndar
 # --------------------------------------------------------------------------- mujoco
 
 class MujocoIK:
-    """The embodiment's own IK (``embodiment.ik``), errors re-measured with ``embodiment.fk``."""
+    """The embodiment's own IK (``embodiment.ik``), errors re-measured with ``embodiment.fk`` and judged
+    against this backend's tolerances (options, else the embodiment's ``ik_settings``). Tolerances given
+    here re-judge the embodiment's answer; they do not make its solver iterate longer (robosuite arms
+    iterate to 1/100 of their own ``ik_position_tolerance``)."""
 
     name = "mujoco"
 
     def __init__(self, embodiment: Any, options: MujocoIKOptions | None = None) -> None:
         self.options = options or MujocoIKOptions()
-        self.dof, self.joint_limits = _check_embodiment(embodiment, ("fk", "ik"))
+        self.dof, self.joint_limits = _check_embodiment(embodiment, "mujoco")
         self.embodiment = embodiment
         self.position_tolerance, self.rotation_tolerance = _tolerances(embodiment, self.options)
-        self._settings = None
-        s = getattr(embodiment, "ik_settings", None)
-        kin = getattr(embodiment, "kinematics", None)
-        if (self.options.position_tolerance or self.options.rotation_tolerance) and s is not None \
-                and callable(getattr(kin, "ik", None)):
-            import dataclasses
-
-            self._settings = dataclasses.replace(s, position_tolerance=self.position_tolerance,
-                                                 rotation_tolerance=self.rotation_tolerance)
 
     def ik(self, T_world_ee: Any, q_init: Any, *, position_only: bool = False) -> IKResult:
         """Joint positions (within joint_limits) putting the end-effector at ``T_world_ee`` (4x4,
         world frame), started from ``q_init`` (dof,); errors measured with ``embodiment.fk``."""
         T, q0 = _inputs(T_world_ee, q_init, self.dof)
-        if self._settings is not None:  # tolerances overridden: same solver, our thresholds
-            res = self.embodiment.kinematics.ik(T, q0, position_only=position_only, settings=self._settings)
-        else:
-            res = self.embodiment.ik(T, q0, position_only=position_only)
+        res = self.embodiment.ik(T, q0, position_only=position_only)
         q = np.clip(np.asarray(res.q, dtype=np.float64), self.joint_limits[:, 0], self.joint_limits[:, 1])
         pe, re = _pose_errors(self.embodiment.fk(q), T)
         ok = pe <= self.position_tolerance and (position_only or re <= self.rotation_tolerance)
@@ -229,7 +235,7 @@ class PybulletIK:
     def __init__(self, embodiment: Any, options: PybulletIKOptions | None = None) -> None:
         self.options = o = options or PybulletIKOptions()
         self._client: int | None = None
-        self.dof, self.joint_limits = _check_embodiment(embodiment, ("fk",))
+        self.dof, self.joint_limits = _check_embodiment(embodiment, "pybullet")
         if self.dof != 7:
             raise ValueError(f"embodiment: the pybullet IK backend drives the 7-joint Franka Panda URDF; "
                              f"{getattr(embodiment, 'name', '?')!r} has {self.dof} joints (use the 'mujoco' backend)")
@@ -335,6 +341,7 @@ class PybulletIK:
               for _ in range(o.calibration_samples)]
         F = np.stack([self._link_pose(q) for q in qs])
         M = np.stack([np.asarray(self.embodiment.fk(q), dtype=np.float64) for q in qs])
+        # the optional T_world_base extra (d2f_core.protocols.GraspingArm): a starting guess only
         A0 = np.array(getattr(self.embodiment, "T_world_base", np.eye(4)), dtype=np.float64)
         if A0.shape != (4, 4) or not np.all(np.isfinite(A0)):
             A0 = np.eye(4)

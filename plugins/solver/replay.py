@@ -10,7 +10,8 @@ Three sources (option ``source``):
   and frame t (metres, world frame; a frame without such points repeats the previous target),
   with the orientation of ``fk(q0)``; each target is turned into joints by
   ``embodiment.ik(..., position_only=True)`` and into an action by ``embodiment.joint_action``,
-  and repeated ``steps_per_frame`` times. Frame 0 is the current state and adds no action.
+  and repeated ``steps_per_frame`` times, with the gripper at option ``gripper`` (d2f's one
+  convention: -1 open, the default, .. +1 closed). Frame 0 is the current state and adds no action.
 
 The policy returns one action per ``act()`` call and None once the sequence is exhausted.
 Action lengths are checked at ``solve`` time against the world (``problem.world.action_low``)
@@ -26,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from d2f_core import Manifest, ObjectFlow, Observation, Problem, hookimpl
+from d2f_core.protocols import GRIPPER_CLOSED, GRIPPER_OPEN
 
 __all__ = ["ReplayOptions", "ReplaySolver", "ReplayPolicy"]
 
@@ -43,8 +45,9 @@ class ReplayOptions(BaseModel):
     steps_per_frame: int = Field(default=1, ge=1,
                                  description='source "flow": world steps per flow frame (each repeats the '
                                              "frame's action)")
-    gripper: float = Field(default=0.0, ge=0.0, le=1.0,
-                           description='source "flow": gripper command passed to joint_action (0 open, 1 closed)')
+    gripper: float = Field(default=GRIPPER_OPEN, ge=GRIPPER_OPEN, le=GRIPPER_CLOSED,
+                           description='source "flow": gripper command passed to joint_action, d2f\'s one convention: '
+                                       "-1 open (default), +1 closed (d2f_core.protocols.GRIPPER_OPEN/GRIPPER_CLOSED)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "ReplayOptions":

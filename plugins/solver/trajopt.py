@@ -14,8 +14,9 @@ All three share the grasp, the optimiser, the B-spline / IK and the execution; t
 
 Steps (see :mod:`.flow_trajopt` and :mod:`.execution`):
 
-1. the end-effector pose at the chosen grasp (``embodiment.grasp_to_ee``) and its IK from the
-   current joints;
+1. the end-effector pose at the chosen grasp (``embodiment.grasp_to_ee``: the embodiment must be a
+   :class:`~d2f_core.protocols.GraspingArm`, capability ``grasping``) and its IK from the current
+   joints;
 2. the held points (``dynamics``: ``rigid-grasp``; any other model is replaced by the built-in
    rigid-grasp model, with a note in the plan) in the end-effector frame; up to
    ``num_points`` of them (farthest-point sampled) and up to ``max_steps`` flow frames;
@@ -40,7 +41,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from d2f_core import Grasp, Manifest, ObjectFlow, hookimpl
-from d2f_core.protocols import Problem, RigidGraspModel
+from d2f_core.protocols import GraspingArm, Problem, RigidGraspModel
 
 from .execution import PhasePolicy, Segment, fit_pose_spline, ik_chain, resample_poses
 from .flow_trajopt import TrajoptWeights, optimise_tracking
@@ -107,6 +108,8 @@ class TrajoptOptions(BaseModel):
 
 
 def _fk_jac(emb: Any):
+    """Batched (T N x 4 x 4, J N x 6 x dof) of joint vectors N x dof: the embodiment's optional
+    ``fk_jacobian`` extra (documented on GraspingArm) when it has one, else fk and jacobian per row."""
     f = getattr(emb, "fk_jacobian", None)
     if callable(f):
         def batched(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,6 +135,8 @@ class TrajoptSolver:
 
     name = "trajopt"
     capabilities = frozenset({"needs_grasp", "deterministic"})
+    uses = {"dynamics": "rigid_grasp"}
+    """Acting components it can use (also its manifest's ``uses``): a rigid-grasp dynamics model or none."""
     motion = "3D object flow"
 
     def __init__(self, options: TrajoptOptions | None = None) -> None:
@@ -186,8 +191,11 @@ class TrajoptSolver:
             raise ValueError(f"dynamics: solver {self.name} optimises under a rigid grasp and cannot use "
                              f"{getattr(dyn, 'name', type(dyn).__name__)!r} (it lacks the RigidGraspModel methods "
                              "attach, local, moved, grasped); set `dynamics: {plugin: rigid-grasp}` or remove it")
-        if not callable(getattr(emb, "joint_action", None)):
-            raise ValueError(f"embodiment: {getattr(emb, 'name', emb)!r} has no joint_action(q, gripper)")
+        if not isinstance(emb, GraspingArm):
+            raise ValueError(f"embodiment: solver {self.name} grasps the object but {getattr(emb, 'name', emb)!r} is "
+                             "not a GraspingArm (capability 'grasping': T_ee_grasp, gripper_open/gripper_closed, "
+                             "grasp_to_ee; see d2f_core.protocols); use an arm with a gripper, e.g. `embodiment: "
+                             "{plugin: franka}` or `{plugin: robosuite-arm, options: {robot: UR5e}}`")
         from .ik_backends import make_ik
 
         ik_backend = make_ik(o.ik, emb)
@@ -215,8 +223,8 @@ class TrajoptSolver:
         # 1-3. the grasp: the chosen one, else the nearest candidates (each also turned 180 deg about
         # its approach axis); the first whose grasp and pre-grasp are reachable and whose optimised
         # motion follows the object within max_tracking_error is used
-        to_ee = getattr(emb, "grasp_to_ee", None)
-        T_ee_grasp = np.asarray(getattr(emb, "T_ee_grasp", np.eye(4)), dtype=np.float64)
+        T_ee_grasp = np.asarray(emb.T_ee_grasp, dtype=np.float64)
+        g_open, g_closed = float(emb.gripper_open), float(emb.gripper_closed)
         ranked = [grasp] + [c for c in (problem.extras.get("grasp_candidates") or [])[1:]
                             if c is not grasp][:o.grasp_fallbacks]
         flip = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -226,7 +234,7 @@ class TrajoptSolver:
         best: dict[str, Any] | None = None
         optimised = 0
         for n, cand in enumerate(ranked):
-            T_grasp_ee = to_ee(cand.T_world_grasp, cand.width) if callable(to_ee) else np.array(cand.T_world_grasp)
+            T_grasp_ee = np.asarray(emb.grasp_to_ee(cand.T_world_grasp, cand.width), dtype=np.float64)
             approach = T_grasp_ee[:3, :3] @ T_ee_grasp[:3, 2]
             approach = approach / np.linalg.norm(approach)
             g_ik = ik(T_grasp_ee, q_now)
@@ -319,19 +327,19 @@ class TrajoptSolver:
 
         try:
             q_approach = line(T_pre, T_grasp_ee, pre.q, "approach")
-            segs += [Segment("pregrasp", np.asarray(pre.q)[None], emb.gripper_open if hasattr(emb, "gripper_open") else -1.0),
-                     Segment("approach", q_approach, -1.0),
-                     Segment("close", q_approach[-1:], 1.0, hold=o.grip_steps, settle=False),
-                     Segment("follow", chain.q, 1.0)]
+            segs += [Segment("pregrasp", np.asarray(pre.q)[None], g_open),
+                     Segment("approach", q_approach, g_open),
+                     Segment("close", q_approach[-1:], g_closed, hold=o.grip_steps, settle=False),
+                     Segment("follow", chain.q, g_closed)]
             if o.release:
                 T_end = emb.fk(chain.q[-1])
-                back = T_end[:3, :3] @ np.asarray(getattr(emb, "T_ee_grasp", np.eye(4)))[:3, 2]
-                segs.append(Segment("release", chain.q[-1:], -1.0, hold=o.grip_steps, settle=False))
+                back = T_end[:3, :3] @ T_ee_grasp[:3, 2]
+                segs.append(Segment("release", chain.q[-1:], g_open, hold=o.grip_steps, settle=False))
                 for dist in (o.retreat_distance, 0.5 * o.retreat_distance, 0.25 * o.retreat_distance):
                     T_back = T_end.copy()  # back off along the approach axis, as far as reachable
                     T_back[:3, 3] -= dist * back / np.linalg.norm(back)
                     try:
-                        segs.append(Segment("retreat", line(T_end, T_back, chain.q[-1], "retreat"), -1.0))
+                        segs.append(Segment("retreat", line(T_end, T_back, chain.q[-1], "retreat"), g_open))
                         info["retreat_m"] = dist
                         break
                     except _Unreachable:

@@ -140,14 +140,22 @@ class CoTracker3Tracker:
     """Tracks queries with a CoTracker3 predictor (see the module docstring for conventions)."""
 
     name = "cotracker3"
-    capabilities = frozenset({"needs_weights", "deterministic", "model_input"})
+    kind = "tracker"
+    capabilities = frozenset({"needs_weights", "deterministic", "model_input", "online"})
+    """Declared by the plugin; an offline instance (``mode: offline``) drops ``online``."""
+    Options = CoTrackerOptions
+    extra, requires, install = "cotracker", ("torch",), INSTALL
+    available = staticmethod(_available)
+    description = "CoTracker3 point tracker (offline or online), local checkpoint"
+    verified = ("stand-in of the documented cotracker.predictor API (tests/standins/cotracker): "
+                "all tracker checks incl. channel order and 0-255 input, offline and online")
     model_input_spec = ModelInputSpec(channel_order="RGB", value_range=(0.0, 255.0), layout="BTCHW")
 
     def __init__(self, predictor: Any, options: CoTrackerOptions | None = None) -> None:
         self.options = options or CoTrackerOptions()
         self.predictor = predictor
-        if self.options.mode == "online":
-            self.capabilities = frozenset(self.capabilities | {"online"})
+        if self.options.mode != "online":
+            self.capabilities = frozenset(self.capabilities - {"online"})
 
     # ------------------------------------------------------------------ conversions
     def model_input(self, video: Video) -> Any:
@@ -248,10 +256,4 @@ def _factory(options: CoTrackerOptions | None, ctx: Any = None) -> CoTracker3Tra
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="cotracker3", kind="tracker", factory=_factory, options_model=CoTrackerOptions,
-        capabilities=CoTracker3Tracker.capabilities | {"online"}, extra="cotracker", requires=("torch",),
-        install=INSTALL, available=_available,
-        description="CoTracker3 point tracker (offline or online), local checkpoint",
-        verified=("stand-in of the documented cotracker.predictor API (tests/standins/cotracker): "
-                  "all tracker checks incl. channel order and 0-255 input, offline and online")))
+    register(Manifest.of(CoTracker3Tracker, factory=_factory))

@@ -233,7 +233,14 @@ class LucasKanadeTracker:
     """Pyramidal LK with forward-backward checks and query-frame re-anchoring (see module doc)."""
 
     name = "lucas-kanade"
+    kind = "tracker"
     capabilities = frozenset({"deterministic"})
+    Options = LucasKanadeOptions
+    extra, requires = "cv", ("cv2",)
+    description = ("OpenCV pyramidal Lucas-Kanade (CPU, no weights): forward-backward, appearance and "
+                   "local-rigidity visibility, re-anchored to the query frame against drift")
+    verified = ("tests vs ground truth on synthetic textured planes (translation, rotation up to 48 deg, "
+                "200 frames), a rendered box scene, occluders and points leaving the image")
 
     def __init__(self, options: LucasKanadeOptions | None = None) -> None:
         self.options = options or LucasKanadeOptions()
@@ -555,16 +562,6 @@ class LucasKanadeTracker:
         alive[cand[acc]] = True
 
 
-def _factory(options: LucasKanadeOptions | None, ctx: Any = None) -> LucasKanadeTracker:
-    return LucasKanadeTracker(options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="lucas-kanade", kind="tracker", factory=_factory, options_model=LucasKanadeOptions,
-        capabilities=LucasKanadeTracker.capabilities, extra="cv", requires=("cv2",),
-        description="OpenCV pyramidal Lucas-Kanade (CPU, no weights): forward-backward, appearance and "
-                    "local-rigidity visibility, re-anchored to the query frame against drift",
-        verified="tests vs ground truth on synthetic textured planes (translation, rotation up to 48 deg, "
-                 "200 frames), a rendered box scene, occluders and points leaving the image"))
+    register(Manifest.of(LucasKanadeTracker))

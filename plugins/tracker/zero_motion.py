@@ -14,7 +14,10 @@ from d2f_core.validate import check_queries, check_video
 
 class ZeroMotionTracker:
     name = "zero-motion"
+    kind = "tracker"
     capabilities = frozenset({"zero_motion", "deterministic", "stand_in"})
+    description = "every point stays where it was queried (static scenes, test double)"
+    verified = "exact on static synthetic videos"
 
     def track(self, video: Video, queries: np.ndarray) -> Tracks2D:
         check_video(video, "video")
@@ -26,8 +29,4 @@ class ZeroMotionTracker:
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="zero-motion", kind="tracker", factory=lambda options: ZeroMotionTracker(),
-        capabilities=ZeroMotionTracker.capabilities, stand_in=True,
-        description="every point stays where it was queried (static scenes, test double)",
-        verified="exact on static synthetic videos"))
+    register(Manifest.of(ZeroMotionTracker))

@@ -282,7 +282,12 @@ class FileVideoModel:
     """
 
     name = "file"
+    kind = "video"
     capabilities = frozenset({"stand_in", "deterministic"})
+    Options = FileVideoOptions
+    extra = "io"  # npy/npz need nothing; mp4/gif/PNG say to install the io extra
+    description = "plays back a video file (mp4/gif/PNG folder/npy) as the generated video"
+    verified = "round trips of mp4 (tolerance), gif, PNG folder and npy in tests"
 
     def __init__(self, path: str | Path, fps: float | None = None) -> None:
         self.path = Path(path).expanduser()
@@ -325,18 +330,6 @@ def _factory(options: FileVideoOptions, ctx: Any = None) -> FileVideoModel:
     return FileVideoModel(options.path, fps=options.fps)
 
 
-def _check_options(env: Any) -> dict[str, Any]:
-    """Write the conformance scene's video losslessly and play it back."""
-    path = Path(env.tmp_dir) / "file_video.npz"
-    write_video(path, env.scene.video.frames, env.scene.video.fps)
-    return {"path": str(path)}
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="file", kind="video", factory=_factory, options_model=FileVideoOptions,
-        capabilities=FileVideoModel.capabilities, stand_in=True, extra="io",  # npy/npz need nothing; mp4/gif/PNG say to install the io extra
-        description="plays back a video file (mp4/gif/PNG folder/npy) as the generated video",
-        verified="round trips of mp4 (tolerance), gif, PNG folder and npy in tests",
-        check_options=_check_options))
+    register(Manifest.of(FileVideoModel, factory=_factory))

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from d2f_core import Video, hookimpl
+from d2f_core import Manifest, Video, hookimpl
 from d2f_core.validate import check_image
 
-from d2f_plugins.world.robosuite_world import StandInOptions, stand_in_manifest
+from d2f_plugins.world.robosuite_world import SIM_INSTALL, SIM_REQUIRES, StandInOptions, oracle_world
 
 __all__ = ["SimOracleOptions", "SimOracleVideo"]
 
@@ -37,7 +37,13 @@ class SimOracleVideo:
     """``generate(image, prompt, num_frames=49)``: the world's oracle rollout as a Video."""
 
     name = "sim-oracle"
+    kind = "video"
     capabilities = frozenset({"stand_in", "deterministic"})
+    Options = SimOracleOptions
+    extra, requires, install = "sim", SIM_REQUIRES, SIM_INSTALL
+    description = ("STAND-IN for a video model: the robosuite world renders the task done right by a scripted "
+                   "object motion, robot hidden (no weights, CPU)")
+    verified = "final oracle states pass the task's success check (seeds 0-9, every task); frames looked at"
 
     def __init__(self, world: Any, options: SimOracleOptions | None = None) -> None:
         self.world = world
@@ -57,10 +63,12 @@ class SimOracleVideo:
                      prompt=str(prompt), seed=seed)
 
 
+def _factory(options: SimOracleOptions | None, ctx: Any = None) -> SimOracleVideo:
+    """The run's world (or a robosuite world of ``options.task`` when the run has none)."""
+    options = options or SimOracleOptions()
+    return SimOracleVideo(oracle_world(ctx, options, SimOracleVideo.name), options)
+
+
 @hookimpl
 def d2f_register(register):
-    register(stand_in_manifest(
-        "sim-oracle", "video", SimOracleVideo, SimOracleOptions,
-        description="STAND-IN for a video model: the robosuite world renders the task done right by a scripted "
-                    "object motion, robot hidden (no weights, CPU)",
-        verified="final oracle states pass the task's success check (seeds 0-9, every task); frames looked at"))
+    register(Manifest.of(SimOracleVideo, factory=_factory))

@@ -138,8 +138,14 @@ class WanVideoModel:
     """Wan 2.1 image-to-video (FLF2V weights: also first-last-frame) on a local diffusers folder."""
 
     name = "wan2.1"
+    kind = "video"
     capabilities = frozenset({"needs_weights", "deterministic", "model_input", "end_frame_conditioning"})
     """Declared by the plugin; an instance on I2V weights drops ``end_frame_conditioning``."""
+    Options = WanOptions
+    extra = "wan"
+    requires = ("torch", "diffusers", "transformers", "accelerate", "ftfy", "PIL")
+    description = "Wan 2.1 image-to-video (first-last-frame with FLF2V weights), diffusers, local weights"
+    verified = "tiny random-weight pipeline (I2V and FLF2V) saved and reloaded with from_pretrained"
     model_input_spec = ModelInputSpec(channel_order="RGB", value_range=(0.0, 255.0), layout="HWC")
 
     def __init__(self, options: WanOptions) -> None:
@@ -251,27 +257,6 @@ class WanVideoModel:
                      prompt=prompt, seed=used_seed)
 
 
-def _factory(options: WanOptions | None, ctx: Any = None) -> WanVideoModel:
-    return WanVideoModel(options or WanOptions())
-
-
-def _check_options(env: Any) -> dict[str, Any]:
-    """Build the tiny random-weight first-last-frame pipeline into the check's temporary folder
-    and run it at the conformance scene's own resolution, cheaply (1 denoising step, no
-    classifier-free guidance; the tests cover guidance and negative prompts)."""
-    from .wan_tiny import build_tiny_wan
-    folder = build_tiny_wan(Path(env.tmp_dir) / "tiny-wan", flf2v=True)
-    cam = env.scene.camera
-    return {"weights": str(folder), "max_area": int(cam.width * cam.height), "num_inference_steps": 1,
-            "guidance_scale": 1.0, "max_sequence_length": 32}
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="wan2.1", kind="video", factory=_factory, options_model=WanOptions,
-        capabilities=WanVideoModel.capabilities, extra="wan",
-        requires=("torch", "diffusers", "transformers", "accelerate", "ftfy", "PIL"),
-        description="Wan 2.1 image-to-video (first-last-frame with FLF2V weights), diffusers, local weights",
-        verified="tiny random-weight pipeline (I2V and FLF2V) saved and reloaded with from_pretrained",
-        check_options=_check_options))
+    register(Manifest.of(WanVideoModel))

@@ -122,8 +122,12 @@ class Tabletop2DWorld:
     """Planar pushing world (see the module docstring). Build with the ``tabletop-2d`` plugin."""
 
     name = "tabletop-2d"
-    capabilities = frozenset({"segmentation", "deterministic"})
+    capabilities = frozenset({"segmentation", "deterministic", "object_pose", "shaped_reward"})
     object_names = ("block", "pusher", "table")
+    reward_yaw_weight = 0.05
+    """metres per radian: how :meth:`task_reward` weighs the block's yaw error (15 deg ~ 1.3 cm)."""
+    reward_reach_weight = 0.1
+    """how :meth:`task_reward` weighs the pusher's distance to the block (dimensionless)."""
 
     def __init__(self, options: Tabletop2DOptions | None = None, embodiment: Any = None) -> None:
         self.options = o = options or Tabletop2DOptions()
@@ -218,8 +222,32 @@ class Tabletop2DWorld:
                 f"<= {100 * self.options.success_distance:g} cm and <= {self.options.success_yaw_deg:g} deg)")
 
     def privileged_state(self) -> Mapping[str, Any]:
-        """{"block_pose": [x, y, yaw], "goal_pose": [x, y, yaw], "pusher": [x, y, z]}: metres, radians."""
-        return {"block_pose": list(self._block), "goal_pose": list(self._goal), "pusher": list(self._pusher)}
+        """{"block_pose": [x, y, yaw], "goal_pose": [x, y, yaw], "pusher": [x, y, z]}: metres, radians; and
+        "object_pose": the block's pose lifted to 3D, T_world_block (4x4 nested list): rotation by yaw about z,
+        origin at the centre of the block's bottom face on the table (x, y, 0)."""
+        bx, by, yaw = self._block
+        c, s = math.cos(yaw), math.sin(yaw)
+        pose = [[c, -s, 0.0, bx], [s, c, 0.0, by], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+        return {"block_pose": list(self._block), "goal_pose": list(self._goal), "pusher": list(self._pusher),
+                "object_pose": pose}
+
+    def task_reward(self) -> float:
+        """The task's shaped reward (privileged; reward plugin ``object-state``), <= 0, 0 at the goal:
+
+        ``-(d_goal + reward_yaw_weight * |yaw error| + reward_reach_weight * d_reach)`` with ``d_goal`` the
+        block centre's distance to the goal (m), the yaw error modulo 180 degrees (rad; the box is
+        symmetric) and ``d_reach`` the horizontal gap between the pusher's disk and the block (m, 0 when
+        touching).
+        """
+        bx, by, byaw = self._block
+        gx, gy, gyaw = self._goal
+        px, py, _ = self._pusher
+        c, s = math.cos(byaw), math.sin(byaw)
+        qx, qy = c * (px - bx) + s * (py - by), -s * (px - bx) + c * (py - by)
+        gap = math.hypot(max(abs(qx) - self._A, 0.0), max(abs(qy) - self._B, 0.0))
+        d_reach = max(0.0, gap - self._rp)
+        return -(math.hypot(gx - bx, gy - by) + self.reward_yaw_weight * abs(_wrap_half_pi(gyaw - byaw))
+                 + self.reward_reach_weight * d_reach)
 
     def set_state(self, *, block_pose=None, goal_pose=None, pusher=None) -> None:
         """Place the block / goal ((x, y, yaw) metres, radians) and the pusher tip ((x, y, z) metres).

@@ -1,7 +1,7 @@
 """A second, independently written server for the Kling image2video protocol (tests only).
 
-It differs from ``d2f_plugins.video.kling.KlingStandIn`` everywhere the documentation leaves room,
-so the adapter is shown not to depend on one server's habits:
+It differs from ``d2f_conformance.standins.kling.KlingStandIn`` everywhere the documentation
+leaves room, so the adapter is shown not to depend on one server's habits:
 
 * tokens are verified with PyJWT (not the adapter's own HS256 code), with no leeway;
 * task ids are long numeric strings, replies carry extra fields (``task_info``, timestamps,

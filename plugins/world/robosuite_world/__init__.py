@@ -12,8 +12,12 @@ segmentation from a fixed camera chosen per task (or any static robosuite camera
 
 Capabilities: ``segmentation`` (``object_mask(name)``), ``oracle`` (``oracle_rollout(num_frames)``:
 the task done right by a scripted motion of the object, robot hidden — used by the ``sim-oracle``,
-``sim-depth``, ``sim-mask`` and ``sim-hand`` stand-ins), ``deterministic``. The world also offers
-``calibration_probe()`` for the camera conformance checks.
+``sim-depth``, ``sim-mask`` and ``sim-hand`` stand-ins), ``deterministic``, ``object_pose`` (the
+privileged state holds ``object_pose``, T_world_object of the task's moving rigid part; not for
+cover_bowl's cloth: used by the ``sim-particles`` estimator) and ``shaped_reward``
+(``task_reward()``, the task's shaped reward, robosuite's own for open_door: used by the
+``object-state`` reward). The world also offers ``calibration_probe()`` for the camera
+conformance checks.
 
 Only pydantic is imported here; robosuite and mujoco are imported by the factory.
 """
@@ -158,7 +162,7 @@ def stand_in_manifest(name: str, kind: str, cls: Any, options_model: type[StandI
 def d2f_register(register):
     register(Manifest(
         name="robosuite", kind="world", factory=make_world, options_model=RobosuiteWorldOptions,
-        capabilities=frozenset({"segmentation", "oracle", "deterministic"}),
+        capabilities=frozenset({"segmentation", "oracle", "deterministic", "object_pose", "shaped_reward"}),
         description="robosuite/MuJoCo tasks open_door, bread_in_bowl, open_oven, cover_bowl for franka/spot/gr1; "
                     "RGB-D + segmentation camera; scripted oracle",
         requires=SIM_REQUIRES, extra="sim", install=SIM_INSTALL, check_options={"width": 320, "height": 240},

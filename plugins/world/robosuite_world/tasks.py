@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TaskSpec", "TASKS", "min_jerk", "DOOR_HINGE_TARGET", "DOOR_LATCH_TURN", "OVEN_HINGE_TARGET",
+__all__ = ["TaskSpec", "TASKS", "min_jerk", "task_reward", "object_pose", "MOVING_BODY", "DOOR_HINGE_TARGET", "DOOR_LATCH_TURN", "OVEN_HINGE_TARGET",
            "bread_in_bowl_success", "cover_bowl_success", "CLOTH_PULL"]
 
 DOOR_HINGE_TARGET = 0.38
@@ -236,26 +236,109 @@ def _pose(d, body: int) -> dict[str, list[float]]:
 
 
 def privileged(world, d) -> dict[str, Any]:
-    """Plain data: positions (m), quaternions (w, x, y, z), joint angles (rad)."""
+    """Plain data: positions (m), quaternions (w, x, y, z), joint angles (rad); ``task`` (the task name) and,
+    for tasks with a rigid moving part, ``object_pose`` (see :func:`object_pose`)."""
     env, task, m = world.env, world.spec.name, world.model
     if task == "open_door":
-        return {"hinge_qpos": float(d.qpos[env.hinge_qpos_addr]), "handle_qpos": float(d.qpos[env.handle_qpos_addr]),
-                "door": _pose(d, m.body("Door_door").id), "frame": _pose(d, m.body("Door_frame").id),
-                "handle_pos": [float(v) for v in d.site_xpos[env.door_handle_site_id]]}
-    if task == "open_oven":
-        return {"hinge_qpos": float(d.qpos[env.hinge_qpos_addr]), "oven": _pose(d, env.oven_body_id),
-                "door": _pose(d, env.oven_door_body_id),
-                "handle_pos": [float(v) for v in d.site_xpos[env.oven_handle_site_id]]}
-    if task == "bread_in_bowl":
+        out = {"hinge_qpos": float(d.qpos[env.hinge_qpos_addr]), "handle_qpos": float(d.qpos[env.handle_qpos_addr]),
+               "door": _pose(d, m.body("Door_door").id), "frame": _pose(d, m.body("Door_frame").id),
+               "handle_pos": [float(v) for v in d.site_xpos[env.door_handle_site_id]]}
+    elif task == "open_oven":
+        out = {"hinge_qpos": float(d.qpos[env.hinge_qpos_addr]), "oven": _pose(d, env.oven_body_id),
+               "door": _pose(d, env.oven_door_body_id),
+               "handle_pos": [float(v) for v in d.site_xpos[env.oven_handle_site_id]]}
+    elif task == "bread_in_bowl":
         ok, info = bread_in_bowl_success(m, d, env)
-        return {"bread": _pose(d, env.bread_body_id), "bowl": _pose(d, env.bowl_body_id),
-                "bread_in_bowl": ok, **{k: (float(v) if isinstance(v, float) else bool(v)) for k, v in info.items()}}
-    if task == "cover_bowl":
+        out = {"bread": _pose(d, env.bread_body_id), "bowl": _pose(d, env.bowl_body_id),
+               "bread_in_bowl": ok, **{k: (float(v) if isinstance(v, float) else bool(v)) for k, v in info.items()}}
+    elif task == "cover_bowl":
         ok, info = cover_bowl_success(m, d, env)
         V = np.array(d.xpos[env.cloth_vert_bodies])
-        return {"bowl": _pose(d, env.bowl_body_id), "cloth_centroid": [float(v) for v in V.mean(0)],
-                "cloth_vertices": V.round(5).tolist(), "bowl_covered": ok, **info}
-    raise ValueError(f"task: unknown {task!r}")
+        out = {"bowl": _pose(d, env.bowl_body_id), "cloth_centroid": [float(v) for v in V.mean(0)],
+               "cloth_vertices": V.round(5).tolist(), "bowl_covered": ok, **info}
+    else:
+        raise ValueError(f"task: unknown {task!r}")
+    pose = object_pose(world, d)
+    if pose is not None:
+        out["object_pose"] = pose
+    out["task"] = task
+    return out
+
+
+MOVING_BODY = {"open_door": "Door_door", "open_oven": "oven_door", "bread_in_bowl": "bread_main"}
+"""The rigid body whose pose is ``object_pose``, per task: the door panel (it turns with the hinge; the
+handle's own turn is not in it), the oven door, the bread. cover_bowl's cloth has no rigid pose."""
+
+
+def object_pose(world, d) -> list[list[float]] | None:
+    """T_world_object (4x4 nested list, metres) of the task's moving rigid part (:data:`MOVING_BODY`), or None
+    (cover_bowl: a cloth)."""
+    body = MOVING_BODY.get(world.spec.name)
+    if body is None:
+        return None
+    b = world.model.body(body).id
+    T = np.eye(4)
+    T[:3, :3] = np.array(d.xmat[b]).reshape(3, 3)
+    T[:3, 3] = d.xpos[b]
+    return T.tolist()
+
+
+def _ee_distance(world, d, target: np.ndarray) -> float:
+    """Smallest distance (m) from ``target`` (3,) to an end-effector site of the robot (each arm's; robosuite's
+    ``_gripper_to_handle`` convention)."""
+    r = world.env.robots[0]
+    return min(float(np.linalg.norm(np.asarray(target) - d.site_xpos[r.eef_site_id[arm]])) for arm in r.arms)
+
+
+def _reach(dist: float) -> float:
+    """robosuite's reaching term: 0.25 * (1 - tanh(10 * dist)), dist in metres."""
+    return 0.25 * (1.0 - math.tanh(10.0 * dist))
+
+
+def task_reward(world, d) -> float:
+    """The task's shaped reward on MjData ``d`` (dimensionless, 1.0 on success).
+
+    * ``open_door``: robosuite's shaped ``Door.reward`` (latched door, reward_scale 1): 1.0 when the hinge
+      is past 0.3 rad, else ``0.25 (1 - tanh(10 d)) + clip(0.25 |handle| / (pi/2), -0.25, 0.25)`` with ``d``
+      the gripper-to-handle distance (m, the nearest arm's end-effector site) and ``handle`` the latch
+      angle (rad).
+    * ``open_oven`` (same shape): 1.0 on success (hinge >= ``oven_open_threshold``), else
+      ``0.25 (1 - tanh(10 d_handle)) + 0.5 clip(hinge / threshold, 0, 1)``.
+    * ``bread_in_bowl``: 1.0 on success, else ``0.25 (1 - tanh(10 d_bread)) + 0.5 (1 - tanh(10 r))`` with
+      ``d_bread`` the end-effector-to-bread-centre distance and ``r`` the bread centre's horizontal
+      distance to the bowl's axis (m).
+    * ``cover_bowl``: 1.0 on success, else ``0.25 (1 - tanh(10 d_cloth)) + 0.5 covered / test points`` with
+      ``d_cloth`` the end-effector's distance to the nearest cloth vertex (m) and the success check's
+      covered bowl test points.
+    Below success every shaped value is at most 0.75 (0.5 for open_door), so success always pays most.
+    """
+    env, task, m = world.env, world.spec.name, world.model
+    if task == "open_door":
+        if d.qpos[env.hinge_qpos_addr] > 0.3:
+            return 1.0
+        handle = float(d.qpos[env.handle_qpos_addr])
+        dist = _ee_distance(world, d, d.site_xpos[env.door_handle_site_id])
+        return _reach(dist) + float(np.clip(0.25 * abs(handle / (0.5 * np.pi)), -0.25, 0.25))
+    if task == "open_oven":
+        hinge, thr = float(d.qpos[env.hinge_qpos_addr]), float(world.options.oven_open_threshold)
+        if hinge >= thr:
+            return 1.0
+        return _reach(_ee_distance(world, d, d.site_xpos[env.oven_handle_site_id])) \
+            + 0.5 * float(np.clip(hinge / thr, 0.0, 1.0))
+    if task == "bread_in_bowl":
+        ok, info = bread_in_bowl_success(m, d, env)
+        if ok:
+            return 1.0
+        dist = _ee_distance(world, d, d.xpos[env.bread_body_id])
+        return _reach(dist) + 0.5 * (1.0 - math.tanh(10.0 * info["radial_m"]))
+    if task == "cover_bowl":
+        ok, info = cover_bowl_success(m, d, env)
+        if ok:
+            return 1.0
+        V = np.array(d.xpos[env.cloth_vert_bodies])
+        dist = min(_ee_distance(world, d, v) for v in V)
+        return _reach(dist) + 0.5 * info["covered_points"] / info["test_points"]
+    raise ValueError(f"task: no shaped reward for {task!r}")
 
 
 # ----------------------------------------------------------------------------- oracle motions

@@ -62,7 +62,9 @@ class RobosuiteWorld:
     """A robosuite task (``options.task``) as a d2f World; see the package docstring for tasks."""
 
     name = "robosuite"
-    capabilities = frozenset({"segmentation", "oracle", "deterministic"})
+    capabilities = frozenset({"segmentation", "oracle", "deterministic", "object_pose", "shaped_reward"})
+    """``object_pose`` holds for the tasks with a rigid moving part (not cover_bowl: an instance built for
+    cover_bowl drops it from its own ``capabilities``)."""
 
     def __init__(self, options: Any, embodiment: Any) -> None:
         import mujoco
@@ -74,6 +76,8 @@ class RobosuiteWorld:
         if o.task not in T.TASKS:
             raise ValueError(f"task: {o.task!r} is not available; tasks: {', '.join(sorted(T.TASKS))}")
         self.spec = T.TASKS[o.task]
+        if self.spec.name not in T.MOVING_BODY:
+            self.capabilities = type(self).capabilities - {"object_pose"}
         robot = getattr(embodiment, "robosuite_robot", None)
         if not isinstance(robot, str) or not callable(getattr(embodiment, "bind", None)):
             raise ValueError(
@@ -274,8 +278,15 @@ class RobosuiteWorld:
         return T.describe(self, self.data)
 
     def privileged_state(self) -> Mapping[str, Any]:
-        """Object poses (pos m, quat w-x-y-z) and joint angles (rad); for evaluation only."""
+        """Object poses (pos m, quat w-x-y-z) and joint angles (rad); ``task``; ``object_pose`` (T_world_object,
+        4x4 nested list, metres) of the task's moving rigid part (door panel, oven door, bread; none for
+        cover_bowl's cloth). For evaluation and privileged stand-ins only."""
         return T.privileged(self, self.data)
+
+    def task_reward(self) -> float:
+        """The task's own shaped reward on the current state (1.0 on success; open_door: robosuite's shaped
+        Door reward; see :func:`.tasks.task_reward`). Privileged: for baselines (reward ``object-state``)."""
+        return float(T.task_reward(self, self.data))
 
     def _observation(self, render: bool) -> Observation:
         r = self.env.robots[0]
