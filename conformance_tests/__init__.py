@@ -33,11 +33,9 @@ from .results import CheckFailed, CheckResult, CheckSkipped
 from .scenes import CheckEnv, standard_scene
 from .settings import ConformanceSettings, SettingsTable, register_settings, settings_for
 
-_BASE_CLASSES = (
-    "ConformanceBase", "VideoModelConformance", "DepthEstimatorConformance", "SegmenterConformance",
-    "TrackerConformance", "HandDetectorConformance", "GrasperConformance", "DynamicsModelConformance",
-    "EmbodimentConformance", "WorldConformance", "SolverConformance",
-)
+from d2f_core.protocols import KIND_SPECS as _KIND_SPECS
+
+_BASE_CLASSES = ("ConformanceBase", *(f"{_k.protocol.__name__}Conformance" for _k in _KIND_SPECS))
 
 __all__ = [
     "check_component", "check_plugin", "format_results", "all_passed", "make_env", "run_check",

@@ -22,14 +22,12 @@ from typing import Any, ClassVar
 
 import pytest
 
+from d2f_core.protocols import KIND_SPECS
+
 from .api import make_env, run_check
 from .checks import CHECKS, Check
 
-__all__ = [
-    "ConformanceBase", "VideoModelConformance", "DepthEstimatorConformance", "SegmenterConformance",
-    "TrackerConformance", "HandDetectorConformance", "GrasperConformance", "DynamicsModelConformance",
-    "EmbodimentConformance", "WorldConformance", "SolverConformance",
-]
+__all__ = ["ConformanceBase", *(f"{k.protocol.__name__}Conformance" for k in KIND_SPECS)]
 
 
 class ConformanceBase:
@@ -78,13 +76,9 @@ def _conformance_class(name: str, kind: str) -> type:
     return type(name, (ConformanceBase,), namespace)
 
 
-VideoModelConformance = _conformance_class("VideoModelConformance", "video")
-DepthEstimatorConformance = _conformance_class("DepthEstimatorConformance", "depth")
-SegmenterConformance = _conformance_class("SegmenterConformance", "segmenter")
-TrackerConformance = _conformance_class("TrackerConformance", "tracker")
-HandDetectorConformance = _conformance_class("HandDetectorConformance", "hand")
-GrasperConformance = _conformance_class("GrasperConformance", "grasper")
-DynamicsModelConformance = _conformance_class("DynamicsModelConformance", "dynamics")
-EmbodimentConformance = _conformance_class("EmbodimentConformance", "embodiment")
-WorldConformance = _conformance_class("WorldConformance", "world")
-SolverConformance = _conformance_class("SolverConformance", "solver")
+# one class per kind, named after its protocol (VideoModelConformance, StateEstimatorConformance, ...),
+# generated from the kinds table so a new kind gets its base class with no edit here
+for _spec in KIND_SPECS:
+    _name = f"{_spec.protocol.__name__}Conformance"
+    globals()[_name] = _conformance_class(_name, _spec.name)
+del _spec, _name

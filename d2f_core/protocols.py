@@ -252,9 +252,11 @@ class Reward(Component, Protocol):
         """Start an episode following ``flow`` from ``observation``."""
         ...
 
-    def __call__(self, observation: Observation, particles: np.ndarray | None) -> tuple[float, Mapping[str, Any]]:
+    def __call__(self, observation: Observation, particles: np.ndarray | None, *,
+                 visible: np.ndarray | None = None) -> tuple[float, Mapping[str, Any]]:
         """(reward, info) for ``observation``; ``particles`` (N x 3, metres, world frame) are the
-        estimator's current particles (None when no estimator is configured)."""
+        estimator's current particles and ``visible`` (bool N) which of them it sees now (both None
+        when no estimator is configured; ``visible`` None: all)."""
         ...
 
 

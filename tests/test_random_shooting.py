@@ -657,3 +657,33 @@ def test_third_party_dynamics_selected_by_config_is_called_and_named(acme_run):
     samples = [c for c in calls if c["call"] == "sample_actions"]
     assert 1 <= len(predicts) == len(samples) <= 3  # one sample + one batched predict per replan, max_pushes 3
     assert all(c["batch"] == 32 for c in predicts)
+
+
+# --------------------------------------------------------------------------- the recipe
+
+
+def test_d2f_run_tabletop_push(tmp_path):
+    """`d2f run tabletop_push --seed 3` end to end (about 8 s): the block reaches the goal; the run names
+    the solver, the model and the stand-ins."""
+    from d2f_core import get_registry
+    reg = get_registry()
+    world = reg.get("world", "tabletop-2d").manifest
+    if "oracle" not in world.capabilities:
+        pytest.skip("tabletop-2d does not declare capability 'oracle' yet: sim-oracle/sim-depth/sim-mask cannot "
+                    "script it (docs/random_shooting.md)")
+    for kind, name in (("video", "sim-oracle"), ("depth", "sim-depth"), ("segmenter", "sim-mask"),
+                       ("tracker", "lucas-kanade")):
+        why = reg.unavailable_reason(reg.get(kind, name).manifest)
+        if why:
+            pytest.skip(f"{name} unavailable here: {why}")
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "d2f_core.cli", "run", "tabletop_push", "--seed", "3", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    res = json.loads((out / "result.json").read_text())
+    assert res["success"] is True and res["steps"] < 100
+    assert res["plan"]["solver"] == "random-shooting" and res["plan"]["dynamics"] == "heuristic"
+    assert {s["kind"] for s in res["stand_ins"]} == {"video", "depth", "segmenter", "estimator"}
+    final = res["privileged_final"]
+    assert math.hypot(final["block_pose"][0] - final["goal_pose"][0],
+                      final["block_pose"][1] - final["goal_pose"][1]) <= 0.02

@@ -56,6 +56,7 @@ def make_env(config: Any, seed: int = 0, overrides: Mapping[str, Any] | list[str
         cfg = config_from_dict(_apply(dict(config), overrides))
     else:
         cfg = load_config(config, override_list(overrides))
+    cfg = cfg.model_copy(update={"solver": None})  # an env, not an agent: any solver in the recipe is not built
     if cfg.world is None:
         raise ValueError("world: make_env needs a world in the config (`world: {plugin: robosuite, options: "
                          "{task: open_door}}`); `d2f plugins --kind world` lists them")

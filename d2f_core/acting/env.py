@@ -142,7 +142,7 @@ class FlowEnv(gym.Env):
             self.particles, self.visible = self.estimator.estimate(obs)
         reward, rinfo = 0.0, None
         if self.reward_fn is not None:
-            reward, rinfo = self.reward_fn(obs, self.particles)
+            reward, rinfo = self.reward_fn(obs, self.particles, visible=self.visible)
             reward = float(reward)
             if not math.isfinite(reward):
                 raise ValueError(f"reward: {getattr(self.reward_fn, 'name', 'the reward')} returned {reward}; "
