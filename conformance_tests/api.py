@@ -91,6 +91,9 @@ def check_component(component: Any, kind: str, *, env: CheckEnv | None = None, p
     env = env or make_env(problem_factory=problem_factory)
     if problem_factory is not None:
         env.problem_factory = problem_factory
+    if env.world is None:  # checks of a component bound to a world run only with one (check_plugin(world=...))
+        from .checks.embodiment import NEEDS_WORLD
+        checks = [c for c in checks if c.name not in NEEDS_WORLD]
     label = plugin or str(getattr(component, "name", type(component).__name__))
     results = []
     try:

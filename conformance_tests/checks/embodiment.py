@@ -239,7 +239,8 @@ def check_embodiment_joint_action_bounds(component: Any, env: CheckEnv) -> None:
 
 
 def check_embodiment_gripper_convention(component: Any, env: CheckEnv) -> None:
-    """joint_action takes gripper in [GRIPPER_OPEN, GRIPPER_CLOSED] = [-1, 1] and rejects values outside."""
+    """joint_action takes gripper GRIPPER_OPEN (-1) and GRIPPER_CLOSED (+1); a grasping arm rejects values
+    outside [-1, 1] with a ValueError naming 'gripper'."""
     if "gripper" not in _params(component.joint_action):
         raise CheckFailed("joint_action(q_target, gripper=0.0) has no gripper parameter; every embodiment takes one "
                           "(d2f's one convention: -1 open .. +1 closed, d2f_core.protocols.GRIPPER_OPEN/CLOSED), "
@@ -260,6 +261,8 @@ def check_embodiment_gripper_convention(component: Any, env: CheckEnv) -> None:
         if a.ndim != 1 or not np.all(np.isfinite(a)):
             raise CheckFailed(f"joint_action(q, gripper={label}) returned {a.shape} / non-finite values; return the "
                               "world's 1-D action vector")
+    if "grasping" not in getattr(component, "capabilities", ()):
+        return  # no gripper: the value may be ignored (it must still be accepted)
     fix = ("validate gripper: raise ValueError('gripper: expected a number in [-1, 1] (-1 open, +1 closed), got ...') "
            "(d2f_core.protocols.GRIPPER_OPEN/GRIPPER_CLOSED)")
     for bad in (GRIPPER_CLOSED + 0.5, GRIPPER_OPEN - 0.5):
@@ -316,6 +319,9 @@ BOUND_EE_TOL = 0.01
 """Largest end-effector position error after BOUND_STEPS steps, metres."""
 EE_READING_TOL = (0.002, 0.02)
 """fk(joints) vs the world's own end-effector reading (Observation.state ee_pos / ee_xmat): metres, radians."""
+NEEDS_WORLD = frozenset({"embodiment_bound_joint_readings", "embodiment_bound_joint_action_tracks",
+                         "embodiment_bound_ik_reaches"})
+"""Checks that run only with a world (``CheckEnv.world``); without one they are left out, not skipped."""
 
 
 def _world_or_skip(component: Any, env: CheckEnv) -> Any:
@@ -468,8 +474,8 @@ CHECKS: list[Check] = [
           "when bound: joint_action of an in-limit q is a finite vector of the world's action shape, within "
           "its action bounds"),
     Check("embodiment_gripper_convention", "embodiment", check_embodiment_gripper_convention,
-          "joint_action takes gripper -1 (open) and +1 (closed) and rejects values outside [-1, 1] with a "
-          "ValueError naming 'gripper'"),
+          "joint_action takes gripper -1 (open) and +1 (closed); a grasping arm rejects values outside [-1, 1] "
+          "with a ValueError naming 'gripper'"),
     Check("embodiment_grasping_arm", "embodiment", check_embodiment_grasping_arm,
           "capability 'grasping' <=> the GraspingArm protocol; gripper_open/closed = -1/+1; grasp_to_ee inverts "
           "T_ee_grasp"),

@@ -28,7 +28,6 @@ import contextlib
 import functools
 import logging
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 

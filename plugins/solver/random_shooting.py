@@ -5,6 +5,8 @@ every push. One replan:
 
 1. **Where the object is now**: ``problem.estimator.estimate(observation)`` gives the particles P
    (N x 3, metres, world frame; the flow's N points in the flow's order) and which are visible.
+   The agent resets the estimator in ``reset(observation)`` and calls ``estimate`` on every
+   ``act()`` (an online tracker sees every frame), using the latest estimate when it replans.
 2. **Where it should be next**: t* is the flow step whose points are nearest P (mean per-point
    distance over the points visible both in that step and now), moved on over the steps right after
    it that are as near within ``t_star_tolerance`` (1 mm: a flow that rests at its start, while the
@@ -218,9 +220,10 @@ class RandomShootingAgent:
             return None
         q = np.asarray(observation.joints, dtype=np.float64)
         tip = np.asarray(self.embodiment.fk(q), dtype=np.float64)[:3, 3]
+        P, vis = self._estimate(observation)  # every step: an online estimator sees every frame
         self._advance_queue(tip)
         if not self.queue:
-            if not self._replan(q, tip, observation):
+            if not self._replan(q, tip, P, vis):
                 return None
         action, _ = self.queue[0]
         self._on_waypoint += 1
@@ -250,10 +253,8 @@ class RandomShootingAgent:
         self.info["stopped"] = reason
         return False
 
-    def _replan(self, q: np.ndarray, tip: np.ndarray, observation: Any) -> bool:
-        """Estimate, pick the best push, fill the queue; False (and done) when the agent stops."""
-        o = self.options
-        t0 = time.perf_counter()
+    def _estimate(self, observation: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The estimator's particles (float64 N x 3, metres, world) and visible (N; finite ones only)."""
         particles, visible = self.estimator.estimate(observation)
         P = np.asarray(particles, dtype=np.float64)
         vis = np.asarray(visible, dtype=bool)
@@ -261,7 +262,13 @@ class RandomShootingAgent:
         if P.shape != (N, 3) or vis.shape != (N,):
             raise ValueError(f"estimator: {self.info['estimator']!r} returned particles {P.shape} and visible "
                              f"{vis.shape}; expected ({N}, 3) and ({N},), the flow's points in its order")
-        vis = vis & np.all(np.isfinite(P), axis=1)
+        return P, vis & np.all(np.isfinite(P), axis=1)
+
+    def _replan(self, q: np.ndarray, tip: np.ndarray, P: np.ndarray, vis: np.ndarray) -> bool:
+        """Pick the best push for particles ``P`` (visible ``vis``), fill the queue; False (and done) when the
+        agent stops."""
+        o = self.options
+        t0 = time.perf_counter()
         if not vis.any():
             return self._stop("no particle visible")
         T = self._fp.shape[0]
