@@ -5,9 +5,8 @@ prepares files in ``env.tmp_dir`` or starts a local stand-in server) and the che
 skipped, with why. The plugin modules themselves carry none of this. Everything heavy is imported
 inside the callables, so importing this table is cheap.
 
-Plugins not listed here are built with their default options. Built-in plugins still passing the
-deprecated ``Manifest(check_options=..., check_skip=...)`` are handled through those fields until
-they move here (``plugins/world``, ``plugins/solver``).
+Plugins not listed here are built with their default options. Third-party plugins still passing
+the deprecated ``Manifest(check_options=..., check_skip=...)`` are handled through those fields.
 """
 
 from __future__ import annotations
@@ -127,5 +126,7 @@ BUILTIN: dict[tuple[str, str], ConformanceSettings] = {
     ("depth", "sim-depth"): ConformanceSettings(options=_SIM_SMALL),
     ("segmenter", "sim-mask"): ConformanceSettings(options={**_SIM_SMALL, "unknown_text": "task_object"}),
     ("hand", "sim-hand"): ConformanceSettings(options=_SIM_SMALL),
+    ("world", "robosuite"): ConformanceSettings(options={"width": 320, "height": 240}),
+    ("solver", "replay"): ConformanceSettings(options={"source": "flow"}),
 }
 """(kind, name) -> settings of every built-in plugin that needs some."""

@@ -14,10 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "plugins"
 
-TO_CONVERT = {
-    "plugins/world/robosuite_world/__init__.py": "check_options of the robosuite world and stand_in_manifest",
-    "plugins/solver/replay.py": "check_options of replay",
-}
+TO_CONVERT: dict[str, str] = {}
 """Modules of folders still to convert, allowed the deprecated check_options / check_skip until then
 (move their values to d2f_conformance/builtin.py and drop the entry here)."""
 

@@ -190,7 +190,6 @@ def d2f_register(register):
     register(Manifest(
         name="replay", kind="solver", factory=lambda options, ctx: ReplaySolver(options),
         options_model=ReplayOptions, capabilities=ReplaySolver.capabilities,
-        check_options={"source": "flow"},
         description="replays given actions (inline or .npy), or moves the end-effector by the flow's "
                     "mean displacement",
         verified="exact replay; flow mode against a synthetic ObjectFlow with known displacement"))

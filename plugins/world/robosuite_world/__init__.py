@@ -144,20 +144,6 @@ SIM_REQUIRES = ("robosuite", "mujoco")
 SIM_INSTALL = "pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0)"
 
 
-def stand_in_manifest(name: str, kind: str, cls: Any, options_model: type[StandInOptions], *, description: str,
-                      verified: str, capabilities: Any = None, check_options: Any = None) -> Manifest:
-    """The manifest of a simulator stand-in: built on the run's world (see :func:`oracle_world`)."""
-
-    def factory(options: StandInOptions | None, ctx: Any = None) -> Any:
-        options = options or options_model()
-        return cls(oracle_world(ctx, options, name), options)
-
-    return Manifest(name=name, kind=kind, factory=factory, options_model=options_model,
-                    capabilities=capabilities if capabilities is not None else cls.capabilities, stand_in=True,
-                    description=description, requires=SIM_REQUIRES, extra="sim", install=SIM_INSTALL,
-                    check_options=check_options or {"width": 160, "height": 120}, verified=verified)
-
-
 @hookimpl
 def d2f_register(register):
     register(Manifest(
@@ -165,6 +151,6 @@ def d2f_register(register):
         capabilities=frozenset({"segmentation", "oracle", "deterministic", "object_pose", "shaped_reward"}),
         description="robosuite/MuJoCo tasks open_door, bread_in_bowl, open_oven, cover_bowl for franka/spot/gr1; "
                     "RGB-D + segmentation camera; scripted oracle",
-        requires=SIM_REQUIRES, extra="sim", install=SIM_INSTALL, check_options={"width": 320, "height": 240},
+        requires=SIM_REQUIRES, extra="sim", install=SIM_INSTALL,
         verified="camera projection of markers vs their rendered masks (< 1 px), table-plane depth (< 5 mm), "
                  "oracle final states pass success for seeds 0-9, reset determinism"))
