@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import os
 import shutil
 import statistics
@@ -33,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _doc import machine_line, publish  # noqa: E402
+from _doc import commit, machine_line, publish  # noqa: E402
 
 TASKS = ("bread_in_bowl", "open_oven", "open_door", "cover_bowl")
 SOLVERS = ("trajopt", "avdc", "rigvid")
@@ -66,18 +65,6 @@ BY_HAND = ("Also checked by hand (2026-11-22, same machine): Dream2Flow on seeds
            "`--set embodiment.plugin=spot` (Spot's arm, same recipe). Seeds 42 and 1234: bread 2/2, oven 1/2 "
            "(oven seed 42: the handle slipped out of the gripper half-way and the door swung shut; the policy "
            "is open-loop on the grasp, it does not notice a lost grasp).")
-
-
-def commit() -> str:
-    """The checked-out commit (``+dirty`` when tracked files differ from it)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def episode(task: str, seed: int, solvers: tuple[str, ...], out_root: str, resume: bool) -> list[dict]:

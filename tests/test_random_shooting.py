@@ -662,15 +662,43 @@ def test_third_party_dynamics_selected_by_config_is_called_and_named(acme_run):
 # --------------------------------------------------------------------------- the recipe
 
 
+def test_tabletop_oracle_pushes_the_block_to_the_goal_with_the_pusher_hidden():
+    """The oracle video of tabletop-2d: the block moves from its start pose to the goal (the world's own
+    check on the last state), the pusher is not drawn, the live state is untouched, and the depth of
+    each frame is the depth the world renders with the block at that frame's pose."""
+    w = Tabletop2DWorld(Tabletop2DOptions(width=160, height=120))
+    w.reset(4)
+    before = w.get_state()
+    r = w.oracle_rollout(12)
+    assert w.get_state() == before and not w.success()
+    assert r.frames.shape == (12, 120, 160, 3) and r.depth.shape == (12, 120, 160) and r.robot_hidden
+    assert r.success is True
+    assert np.allclose(r.block_poses[0], before["block_pose"])
+    gx, gy, gyaw = before["goal_pose"]
+    bx, by, byaw = r.block_poses[-1]
+    assert math.hypot(gx - bx, gy - by) <= 0.02
+    assert abs((gyaw - byaw + math.pi / 2) % math.pi - math.pi / 2) <= math.radians(15)
+    # frame k is the world rendered at block_poses[k] with the pusher out of view
+    k = 7
+    w.set_state(block_pose=tuple(r.block_poses[k]), pusher=(0.0, 0.0, 0.5))
+    ref = w.render()
+    assert np.array_equal(ref.depth, r.depth[k]) and np.array_equal(ref.rgb, r.frames[k])
+    w.set_state(**{k2: before[k2] for k2 in ("block_pose", "goal_pose", "pusher")})
+    assert w.find_oracle_rollout(r.frames.copy()) is r and w.oracle_rollout(12) is r
+    assert w.find_oracle_rollout(r.frames[::-1].copy()) is None
+    shown = w.oracle_rollout(12, hide_robot=False)
+    assert not np.array_equal(shown.frames, r.frames)  # the pusher is drawn when asked for
+    assert w.resolve_name("the block") == "block"
+    with pytest.raises(ValueError, match="known objects"):
+        w.resolve_name("mug")
+
+
 def test_d2f_run_tabletop_push(tmp_path):
     """`d2f run tabletop_push --seed 3` end to end (about 8 s): the block reaches the goal; the run names
     the solver, the model and the stand-ins."""
     from d2f_core import get_registry
     reg = get_registry()
-    world = reg.get("world", "tabletop-2d").manifest
-    if "oracle" not in world.capabilities:
-        pytest.skip("tabletop-2d does not declare capability 'oracle' yet: sim-oracle/sim-depth/sim-mask cannot "
-                    "script it (docs/random_shooting.md)")
+    assert "oracle" in reg.get("world", "tabletop-2d").manifest.capabilities
     for kind, name in (("video", "sim-oracle"), ("depth", "sim-depth"), ("segmenter", "sim-mask"),
                        ("tracker", "lucas-kanade")):
         why = reg.unavailable_reason(reg.get(kind, name).manifest)

@@ -460,7 +460,7 @@ def test_manifests():
             ("segmenter", "file"): {"stand_in", "deterministic"},
             ("hand", "no-hands"): {"deterministic"},
             ("grasper", "centroid"): {"top_down", "deterministic"},
-            ("dynamics", "heuristic"): {"particles", "deterministic"}}
+            ("dynamics", "heuristic"): {"particles", "deterministic", "sample_actions"}}
     for (kind, name), caps in want.items():
         m = reg.get(kind, name).manifest
         assert m.capabilities == caps, (kind, name)

@@ -258,10 +258,13 @@ def test_sim_mask_phrases_and_errors(worlds):
 
 
 def test_stand_ins_refuse_a_world_without_oracle():
+    class NoOracle:  # a world with no oracle_rollout (tabletop-2d and robosuite both have one)
+        name = "no-oracle"
+
     reg = get_registry().discover()
-    tab = reg.create("world", "tabletop-2d", {})
-    with pytest.raises(ValueError, match="world.plugin: sim-oracle"):
-        reg.create("video", "sim-oracle", {}, ctx=_ctx(tab))
+    for kind, name in (("video", "sim-oracle"), ("depth", "sim-depth"), ("hand", "sim-hand")):
+        with pytest.raises(ValueError, match=f"world.plugin: {name} .*'no-oracle' has no capability 'oracle'"):
+            reg.create(kind, name, {}, ctx=_ctx(NoOracle()))
 
 
 def test_world_refuses_a_non_robosuite_embodiment():

@@ -25,6 +25,7 @@ camera z of the first hit (float32), exact up to float32 rounding.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from d2f_core import RGBD, Camera, Manifest, Observation, Task, hookimpl
 
-__all__ = ["Tabletop2DOptions", "Tabletop2DWorld", "SUPPORTED_ROBOTS"]
+__all__ = ["Tabletop2DOptions", "Tabletop2DWorld", "TabletopOracleRollout", "SUPPORTED_ROBOTS"]
 
 SUPPORTED_ROBOTS = ("point-mass",)
 """Embodiment ``robot`` identifiers this world can drive."""
@@ -122,7 +123,7 @@ class Tabletop2DWorld:
     """Planar pushing world (see the module docstring). Build with the ``tabletop-2d`` plugin."""
 
     name = "tabletop-2d"
-    capabilities = frozenset({"segmentation", "deterministic", "object_pose", "shaped_reward"})
+    capabilities = frozenset({"segmentation", "deterministic", "object_pose", "shaped_reward", "oracle"})
     object_names = ("block", "pusher", "table")
     reward_yaw_weight = 0.05
     """metres per radian: how :meth:`task_reward` weighs the block's yaw error (15 deg ~ 1.3 cm)."""
@@ -175,6 +176,8 @@ class Tabletop2DWorld:
         self._version = 0
         self._cache: tuple[int, dict[str, np.ndarray]] | None = None
         self._background = self._table_rgb
+        self._hide_pusher = False
+        self._oracle_cache: list[TabletopOracleRollout] = []
         self.embodiment.bind(self)
         self._reset_state(0)
 
@@ -523,11 +526,16 @@ class Tabletop2DWorld:
                 sub_rgb[hit] = np.clip(col * np.minimum(shade, 1.0)[:, None], 0, 255).astype(np.uint8)
                 t[ys, xs], ident[ys, xs], rgb[ys, xs] = sub_t, sub_id, sub_rgb
 
-        # ---- pusher: vertical cylinder (side surface and top cap)
+        # ---- pusher: vertical cylinder (side surface and top cap); not drawn in a hidden-pusher oracle video
         px, py, pz = self._pusher
+        if self._hide_pusher:
+            ys = xs = slice(0, 0)
+        else:
+            ys, xs = None, None
         rp, L = self._rp, self.options.pusher_length
         box = np.array([[px + sx * rp, py + sy * rp, z] for sx in (-1, 1) for sy in (-1, 1) for z in (pz, pz + L)])
-        ys, xs = self._window(box)
+        if ys is None:
+            ys, xs = self._window(box)
         d = self._d[ys, xs]
         if d.size:
             ox, oy = o[0] - px, o[1] - py
@@ -577,6 +585,67 @@ class Tabletop2DWorld:
         return self._raycast()["id"] == ids[key]
 
     # ------------------------------------------------------------------ oracle
+    def resolve_name(self, text: str) -> str:
+        """The object a name means: "block" (also "the block", "object", "box"), "pusher" or "table"."""
+        key = " ".join(str(text).strip().lower().split())
+        key = key[4:] if key.startswith("the ") else key
+        key = {"object": "block", "box": "block", "robot": "pusher"}.get(key, key)
+        if key not in self.object_names:
+            raise ValueError(f"name: tabletop-2d has no object {text!r}; known objects: "
+                             f"{', '.join(self.object_names)}")
+        return key
+
+    def oracle_rollout(self, num_frames: int = 49, *, hide_robot: bool = True) -> "TabletopOracleRollout":
+        """The task done right from the current state, rendered: a STAND-IN for a generated video.
+
+        :meth:`scripted_push` from the current state; the frames show the block's motion only (the
+        steps where it moves, resampled evenly to ``num_frames``; the approach moves of the pusher,
+        during which the block rests, are left out) with the pusher hidden (``hide_robot``). Cached
+        per (state, num_frames, hide_robot); the world's state is unchanged afterwards.
+        """
+        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
+            raise ValueError(f"num_frames: expected an integer >= 2, got {num_frames!r}")
+        key = (self._block, self._goal, self._pusher)
+        for r in self._oracle_cache:
+            if r.state_key == key and r.num_frames == num_frames and r.robot_hidden == bool(hide_robot):
+                return r
+        saved = (self._block, self._goal, self._pusher, self.t, self._version, self._cache, self._hide_pusher)
+        try:
+            actions = self.scripted_push()
+            states = [(self._block, self._pusher)]
+            for a in actions:
+                self._advance(a)
+                if self._block != states[-1][0]:
+                    states.append((self._block, self._pusher))
+            success = self.success()
+            idx = np.round(np.linspace(0, len(states) - 1, int(num_frames))).astype(int)
+            frames, depth, poses = [], [], []
+            self._hide_pusher = bool(hide_robot)
+            for i in idx:
+                self._block, self._pusher = states[i]
+                self._version += 1
+                f = self.render()
+                frames.append(f.rgb)
+                depth.append(f.depth)
+                poses.append(self._block)
+        finally:
+            (self._block, self._goal, self._pusher, self.t, self._version, self._cache,
+             self._hide_pusher) = saved
+        r = TabletopOracleRollout(task="tabletop_push", object_name="block", camera=self.camera,
+                                  fps=float(self.control_freq), frames=np.stack(frames),
+                                  depth=np.stack(depth).astype(np.float32), block_poses=np.array(poses),
+                                  success=bool(success), robot_hidden=bool(hide_robot), state_key=key,
+                                  num_frames=int(num_frames))
+        self._oracle_cache = (self._oracle_cache + [r])[-4:]
+        return r
+
+    def find_oracle_rollout(self, frames: np.ndarray) -> "TabletopOracleRollout | None":
+        """A cached rollout whose frames are ``frames`` (T x H x W x 3), or None."""
+        for r in reversed(self._oracle_cache):
+            if r.matches(frames):
+                return r
+        return None
+
     def scripted_push(self, goal: Any = None) -> list[np.ndarray]:
         """A scripted action sequence that pushes the block to ``goal`` (default: the task goal).
 
@@ -610,6 +679,39 @@ class Tabletop2DWorld:
         finally:
             self._block, self._goal, self._pusher, self.t, self._version, self._cache = saved
         return actions
+
+
+@dataclass(frozen=True, eq=False)
+class TabletopOracleRollout:
+    """A scripted push of the block to the goal, rendered (T frames, H x W images, metres, radians).
+
+    Fields: ``task`` ("tabletop_push"), ``object_name`` ("block"), ``camera``, ``fps`` (the world's
+    control rate), ``frames`` uint8 T x H x W x 3 (pusher hidden when ``robot_hidden``), ``depth``
+    float32 T x H x W metric camera z (0 = no hit), ``block_poses`` float64 T x 3 (x, y, yaw) per
+    frame, ``success`` (the world's check on the last state), ``state_key`` (the state it started
+    from), ``num_frames``.
+    """
+
+    task: str
+    object_name: str
+    camera: Camera
+    fps: float
+    frames: np.ndarray
+    depth: np.ndarray
+    block_poses: np.ndarray
+    success: bool
+    robot_hidden: bool
+    state_key: tuple
+    num_frames: int
+
+    def matches(self, frames: np.ndarray, tol: float = 1.0) -> bool:
+        """Whether ``frames`` are these frames (within ``tol`` mean abs difference on the first,
+        middle and last frames, for a lossless round trip)."""
+        f = np.asarray(frames)
+        if f.shape != self.frames.shape:
+            return False
+        return all(float(np.mean(np.abs(f[t].astype(np.int16) - self.frames[t].astype(np.int16)))) <= tol
+                   for t in {0, f.shape[0] // 2, f.shape[0] - 1})
 
 
 class _PushController:
