@@ -14,8 +14,9 @@ from d2f_core import BuildContext, Manifest, Tracks2D, hookimpl
 from d2f_core.registry import CORE_API_VERSION, OptionsError, Registry, get_registry
 
 ROOT = Path(__file__).resolve().parents[1]
-CONVERTED = ("video", "depth", "segment", "tracker", "hand", "grasp")
-"""plugins/ folders whose plugins register with Manifest.of (the others are still to convert)."""
+CONVERTED = ("video", "depth", "segment", "tracker", "hand", "grasp", "embodiment", "solver", "dynamics",
+             "estimator", "reward", "world")
+"""plugins/ folders whose plugins register with Manifest.of (all of them)."""
 
 
 class PatchOptions(BaseModel):
@@ -193,7 +194,7 @@ def _register_calls(path: Path) -> list[ast.Call]:
 
 @pytest.mark.parametrize("folder", CONVERTED)
 def test_converted_plugins_register_with_one_short_manifest_of_call(folder):
-    modules = [p for p in sorted((ROOT / "plugins" / folder).glob("*.py")) if _register_calls(p)]
+    modules = [p for p in sorted((ROOT / "plugins" / folder).rglob("*.py")) if _register_calls(p)]
     assert modules, folder
     for path in modules:
         for call in _register_calls(path):

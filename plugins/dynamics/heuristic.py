@@ -42,7 +42,7 @@ Pure numpy, vectorised over the ``n`` candidates; the same ``rng`` state gives t
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -94,8 +94,12 @@ class HeuristicPushDynamics:
     """``predict(points N x 3, actions B x 4) -> B x N x 3``: points + (push_dx, push_dy, 0);
     ``sample_actions(points, n, rng) -> n x 4`` contact pushes (module docstring)."""
 
-    name = "heuristic"
+    name, kind, Options = "heuristic", "dynamics", HeuristicOptions
     capabilities = frozenset({"particles", "deterministic", "sample_actions"})
+    description = ("paper's heuristic push baseline: every particle moves by the push vector, no rotation; "
+                   "samples contact pushes for random shooting")
+    verified = ("exact translations and contact_radius misses in tests; sampled pushes start outside the "
+                "particles and their lines cross them")
     action_dim = 4
     action_names = ("contact_x m", "contact_y m", "push_dx m", "push_dy m")
 
@@ -207,16 +211,6 @@ class HeuristicPushDynamics:
         return np.concatenate([contact, length[:, None] * d], axis=1)
 
 
-def _factory(options: HeuristicOptions | None, ctx: Any = None) -> HeuristicPushDynamics:
-    return HeuristicPushDynamics(options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="heuristic", kind="dynamics", factory=_factory, options_model=HeuristicOptions,
-        capabilities=HeuristicPushDynamics.capabilities,
-        description="paper's heuristic push baseline: every particle moves by the push vector, no rotation; "
-                    "samples contact pushes for random shooting",
-        verified="exact translations and contact_radius misses in tests; sampled pushes start outside the "
-                 "particles and their lines cross them"))
+    register(Manifest.of(HeuristicPushDynamics))

@@ -46,8 +46,10 @@ def _pose(T: Any, name: str) -> np.ndarray:
 class RigidGraspDynamics:
     """Rigid-grasp model (see the module docstring)."""
 
-    name = "rigid-grasp"
+    name, kind, Options = "rigid-grasp", "dynamics", RigidGraspOptions
     capabilities = frozenset({"deterministic", "rigid_grasp"})
+    description = "grasped points move rigidly with the end-effector (the paper's real-robot model)"
+    verified = "known rigid motions reproduced exactly (tests/test_trajopt.py)"
     action_dim = 6
     action_names = ("dx_m", "dy_m", "dz_m", "rx_rad", "ry_rad", "rz_rad")
 
@@ -88,14 +90,6 @@ class RigidGraspDynamics:
         return out.astype(np.float32)
 
 
-def _factory(options: RigidGraspOptions | None, ctx: Any = None) -> RigidGraspDynamics:
-    return RigidGraspDynamics(options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="rigid-grasp", kind="dynamics", factory=_factory, options_model=RigidGraspOptions,
-        capabilities=RigidGraspDynamics.capabilities,
-        description="grasped points move rigidly with the end-effector (the paper's real-robot model)",
-        verified="known rigid motions reproduced exactly (tests/test_trajopt.py)"))
+    register(Manifest.of(RigidGraspDynamics))

@@ -244,9 +244,15 @@ class DeoxysFranka:
     ``clock``/``sleep`` (seconds) are injectable for tests; the factory uses the real ones.
     """
 
-    name = PLUGIN
+    name, kind, Options = PLUGIN, "embodiment", DeoxysFrankaOptions
     robot = "Panda"
     capabilities = frozenset({"ik", "hardware", "grasping"})
+    description = ("the real Franka Panda through Deoxys (JOINT_IMPEDANCE, 20 Hz, safety layer; dry run by "
+                   "default: no robot, no Deoxys), the simulated franka's kinematics")
+    extra, requires = "sim", ("mujoco", "robosuite")
+    install = "pip install 'dream2flow[sim]' for the Panda kinematics; for the real robot also " + INSTALL
+    verified = ("against a Deoxys stand-in following its Python API (tests/test_deoxys_backend.py): safety "
+                "limits, rate, dry-run log, JOINT_IMPEDANCE actions")
     gripper_open = GRIPPER_OPEN
     gripper_closed = GRIPPER_CLOSED
 
@@ -664,11 +670,4 @@ def _franka_deoxys(options: DeoxysFrankaOptions | None = None, ctx: Any = None) 
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name=PLUGIN, kind="embodiment", factory=_franka_deoxys, options_model=DeoxysFrankaOptions,
-        capabilities=DeoxysFranka.capabilities, extra="sim", requires=("mujoco", "robosuite"),
-        install="pip install 'dream2flow[sim]' for the Panda kinematics; for the real robot also " + INSTALL,
-        description="the real Franka Panda through Deoxys (JOINT_IMPEDANCE, 20 Hz, safety layer; dry run by "
-                    "default: no robot, no Deoxys), the simulated franka's kinematics",
-        verified="against a Deoxys stand-in following its Python API (tests/test_deoxys_backend.py): safety "
-                 "limits, rate, dry-run log, JOINT_IMPEDANCE actions"))
+    register(Manifest.of(DeoxysFranka, factory=_franka_deoxys))

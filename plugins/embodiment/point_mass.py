@@ -86,9 +86,11 @@ def _check_vector(name: str, value: Any, n: int) -> np.ndarray:
 class PointMass:
     """A Cartesian 3-DoF pusher (see the module docstring). Joints x, y, z in metres."""
 
-    name = "point-mass"
+    name, kind, Options = "point-mass", "embodiment", PointMassOptions
     robot = "point-mass"
     capabilities = frozenset({"ik", "deterministic"})
+    description = "3-DoF Cartesian pusher (x, y, z prismatic joints, metres), exact FK/IK"
+    verified = "FK/Jacobian against finite differences, IK round trip and clipping"
     dof = 3
     joint_names = ("x", "y", "z")
 
@@ -189,9 +191,4 @@ class PointMass:
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="point-mass", kind="embodiment",
-        factory=lambda options, ctx: PointMass(options), options_model=PointMassOptions,
-        capabilities=PointMass.capabilities,
-        description="3-DoF Cartesian pusher (x, y, z prismatic joints, metres), exact FK/IK",
-        verified="FK/Jacobian against finite differences, IK round trip and clipping"))
+    register(Manifest.of(PointMass))

@@ -14,7 +14,8 @@ robosuite-arm   option ``robot``: any robosuite single-arm    right / the robot'
 ==============  ============================================  ===========================  ====
 
 :class:`RobosuiteArm` is the public base class of all four (documented in docs/embodiments.md,
-"Add a robot"); its kinematics come from :class:`~.arm_model.ArmModel`, which the real-Franka
+"Add a robot"; one small subclass per plugin: :class:`Franka`, :class:`Spot`, :class:`GR1`,
+:class:`RobosuiteArmByName`, each declaring its plugin name, options and description); its kinematics come from :class:`~.arm_model.ArmModel`, which the real-Franka
 backend (:mod:`.deoxys_backend`, plugin ``franka-deoxys``) shares: neither module imports the other.
 
 **End-effector frame**: the gripper's grip site (robosuite ``gripper.important_sites
@@ -64,7 +65,8 @@ from .arm_model import (CONSERVATIVE_VELOCITY_LIMIT, DEFAULT_VELOCITY_LIMITS, Ar
                         single_arm_robots)
 
 __all__ = ["RobosuiteArmOptions", "FrankaOptions", "SpotOptions", "GR1Options", "RobosuiteArmPluginOptions",
-           "RobosuiteArm", "DEFAULT_VELOCITY_LIMITS", "CONSERVATIVE_VELOCITY_LIMIT"]
+           "RobosuiteArm", "Franka", "Spot", "GR1", "RobosuiteArmByName", "DEFAULT_VELOCITY_LIMITS",
+           "CONSERVATIVE_VELOCITY_LIMIT"]
 
 
 class RobosuiteArmOptions(ArmKinematicsOptions):
@@ -173,6 +175,9 @@ class RobosuiteArm(ArmModel):
         joint_limit_overrides: joint index -> (low, high) radians, intersected with the MJCF range (e.g.
             to keep a hand off its own wrist).
 
+    Class attributes read by ``Manifest.of`` (``kind``, ``capabilities``, ``extra``, ``requires``,
+    ``install``) are inherited; a subclass adds ``name``, ``Options`` and ``description``.
+
     What to override in a subclass: usually nothing (pass the arguments above). ``controller_config()``
     to change the controller (keep an absolute JOINT_POSITION controller on the used arm: ``bind``
     checks it); ``bind(world)`` to accept another kind of world. The kinematics (``fk``, ``jacobian``,
@@ -184,7 +189,10 @@ class RobosuiteArm(ArmModel):
         last_ik: the IKResult of the last ``ee_action``.
     """
 
+    kind = "embodiment"
     capabilities = frozenset({"ik", "deterministic", "grasping"})
+    extra, requires = "sim", ("mujoco", "robosuite")
+    install = "pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0)"
 
     def __init__(self, name: str, robot: str, options: RobosuiteArmOptions | None = None, *, arm: str = "right",
                  velocity_limits: Sequence[float] | None = None,
@@ -401,56 +409,94 @@ class RobosuiteArm(ArmModel):
         return low.copy(), high.copy()
 
 
-# --------------------------------------------------------------------------- factories
+# --------------------------------------------------------------------------- the shipped robots
 
-def _franka(options: FrankaOptions | None = None, ctx: Any = None) -> RobosuiteArm:
+_VERIFIED = ("FK vs live robosuite grip-site poses, Jacobian vs finite differences, IK round trip, "
+             "joint-position tracking in robosuite Door (tests/test_robosuite_robots.py)")
+
+
+class Franka(RobosuiteArm):
+    """``franka``: the simulated Franka Panda (robosuite ``Panda``, 7 DoF)."""
+
+    name, Options = "franka", FrankaOptions
+    description = ("Franka Panda arm (robosuite Panda, 7 DoF): MuJoCo FK/Jacobian/IK, absolute "
+                   "joint-position control (the real robot: franka-deoxys)")
+    verified = _VERIFIED
+
+    def __init__(self, options: FrankaOptions | None = None) -> None:
+        super().__init__("franka", "Panda", options or FrankaOptions())
+
+
+class Spot(RobosuiteArm):
+    """``spot``: Spot's arm (robosuite ``SpotWithArmFloating`` or ``SpotWithArm``, 6 DoF)."""
+
+    name, Options = "spot", SpotOptions
+    description = ("Spot arm (robosuite SpotWithArmFloating, 6 DoF): MuJoCo FK/Jacobian/IK, "
+                   "absolute joint-position control")
+    verified = _VERIFIED
+
+    def __init__(self, options: SpotOptions | None = None) -> None:
+        options = options or SpotOptions()
+        super().__init__("spot", options.variant, options, velocity_limits=DEFAULT_VELOCITY_LIMITS["SpotArm"])
+
+
+class GR1(RobosuiteArm):
+    """``gr1``: one arm of the GR1 humanoid (robosuite ``GR1ArmsOnly`` or another variant, 7 DoF)."""
+
+    name, Options = "gr1", GR1Options
+    description = ("GR1 humanoid arm (robosuite GR1ArmsOnly, right arm, 7 DoF): MuJoCo "
+                   "FK/Jacobian/IK, absolute joint-position control")
+    verified = _VERIFIED
+
+    def __init__(self, options: GR1Options | None = None) -> None:
+        options = options or GR1Options()
+        over = None
+        if options.wrist_limits is not None:  # joints 5, 6: wrist roll, wrist pitch
+            roll, pitch = options.wrist_limits
+            over = {5: (-roll, roll), 6: (-pitch, pitch)}
+        super().__init__("gr1", options.variant, options, arm=options.arm,
+                         velocity_limits=DEFAULT_VELOCITY_LIMITS["GR1"], joint_limit_overrides=over)
+
+
+class RobosuiteArmByName(RobosuiteArm):
+    """``robosuite-arm``: any robosuite single-arm robot, named by option ``robot``."""
+
+    name, Options = "robosuite-arm", RobosuiteArmPluginOptions
+    description = ("any robosuite single-arm robot by name (option robot: Panda, UR5e, Kinova3, "
+                   "IIWA, Jaco, Sawyer, ...): MuJoCo FK/Jacobian/IK, absolute joint-position control")
+    verified = ("UR5e FK/IK round trip and joint tracking in the bread_in_bowl "
+                "world; UR5e bread_in_bowl run (tests/test_embodiments_by_name.py)")
+
+    def __init__(self, options: RobosuiteArmPluginOptions | None = None) -> None:
+        options = options or RobosuiteArmPluginOptions()
+        super().__init__("robosuite-arm", check_robot_name(options.robot), options)
+
+
+# --------------------------------------------------------------------------- factories (headless GL first)
+
+def _franka(options: FrankaOptions | None = None, ctx: Any = None) -> Franka:
     configure_headless_gl()
-    return RobosuiteArm("franka", "Panda", options or FrankaOptions())
+    return Franka(options)
 
 
-def _spot(options: SpotOptions | None = None, ctx: Any = None) -> RobosuiteArm:
+def _spot(options: SpotOptions | None = None, ctx: Any = None) -> Spot:
     configure_headless_gl()
-    options = options or SpotOptions()
-    return RobosuiteArm("spot", options.variant, options, velocity_limits=DEFAULT_VELOCITY_LIMITS["SpotArm"])
+    return Spot(options)
 
 
-def _gr1(options: GR1Options | None = None, ctx: Any = None) -> RobosuiteArm:
+def _gr1(options: GR1Options | None = None, ctx: Any = None) -> GR1:
     configure_headless_gl()
-    options = options or GR1Options()
-    over = None
-    if options.wrist_limits is not None:  # joints 5, 6: wrist roll, wrist pitch
-        roll, pitch = options.wrist_limits
-        over = {5: (-roll, roll), 6: (-pitch, pitch)}
-    return RobosuiteArm("gr1", options.variant, options, arm=options.arm,
-                        velocity_limits=DEFAULT_VELOCITY_LIMITS["GR1"], joint_limit_overrides=over)
+    return GR1(options)
 
 
-def _robosuite_arm(options: RobosuiteArmPluginOptions | None = None, ctx: Any = None) -> RobosuiteArm:
+def _robosuite_arm(options: RobosuiteArmPluginOptions | None = None, ctx: Any = None) -> RobosuiteArmByName:
     configure_headless_gl()
-    options = options or RobosuiteArmPluginOptions()
-    return RobosuiteArm("robosuite-arm", check_robot_name(options.robot), options)
-
-
-_COMMON = dict(kind="embodiment", capabilities=RobosuiteArm.capabilities, extra="sim",
-               requires=("mujoco", "robosuite"),
-               install="pip install 'dream2flow[sim]' (robosuite==1.5.2 with mujoco==3.9.0)",
-               verified="FK vs live robosuite grip-site poses, Jacobian vs finite differences, IK round trip, "
-                        "joint-position tracking in robosuite Door (tests/test_robosuite_robots.py)")
+    return RobosuiteArmByName(options)
 
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(name="franka", factory=_franka, options_model=FrankaOptions,
-                      description="Franka Panda arm (robosuite Panda, 7 DoF): MuJoCo FK/Jacobian/IK, absolute "
-                                  "joint-position control (the real robot: franka-deoxys)", **_COMMON))
-    register(Manifest(name="spot", factory=_spot, options_model=SpotOptions,
-                      description="Spot arm (robosuite SpotWithArmFloating, 6 DoF): MuJoCo FK/Jacobian/IK, "
-                                  "absolute joint-position control", **_COMMON))
-    register(Manifest(name="gr1", factory=_gr1, options_model=GR1Options,
-                      description="GR1 humanoid arm (robosuite GR1ArmsOnly, right arm, 7 DoF): MuJoCo "
-                                  "FK/Jacobian/IK, absolute joint-position control", **_COMMON))
-    register(Manifest(name="robosuite-arm", factory=_robosuite_arm, options_model=RobosuiteArmPluginOptions,
-                      description="any robosuite single-arm robot by name (option robot: Panda, UR5e, Kinova3, "
-                                  "IIWA, Jaco, Sawyer, ...): MuJoCo FK/Jacobian/IK, absolute joint-position control",
-                      **{**_COMMON, "verified": "UR5e FK/IK round trip and joint tracking in the bread_in_bowl "
-                                                "world; UR5e bread_in_bowl run (tests/test_embodiments_by_name.py)"}))
+    register(Manifest.of(Franka, factory=_franka))
+    register(Manifest.of(Spot, factory=_spot))
+    register(Manifest.of(GR1, factory=_gr1))
+    register(Manifest.of(RobosuiteArmByName, factory=_robosuite_arm))

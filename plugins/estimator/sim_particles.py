@@ -57,8 +57,12 @@ def object_pose(observation: Any, who: str = "sim-particles") -> np.ndarray:
 class SimParticles:
     """Particles riding on the simulator's object pose (see the module docstring)."""
 
-    name = "sim-particles"
+    name, kind = "sim-particles", "estimator"
     capabilities = frozenset({"privileged", "stand_in", "deterministic"})
+    description = ("the flow's first-frame particles moved rigidly by the simulator's object "
+                   "pose (observation.privileged['object_pose'])")
+    verified = ("known rigid motions of the tabletop-2d block and the robosuite door (hinge turned) within 1 mm "
+                "(tests/test_estimators.py)")
 
     def __init__(self, options: Any = None) -> None:
         self._local: np.ndarray | None = None  # p0 in the object frame at reset, N x 3
@@ -88,16 +92,6 @@ class SimParticles:
         return out, self._visible.copy()
 
 
-def _factory(options: Any, ctx: Any = None) -> SimParticles:
-    return SimParticles()
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="sim-particles", kind="estimator", factory=_factory, capabilities=SimParticles.capabilities,
-        stand_in=True,
-        description="the flow's first-frame particles moved rigidly by the simulator's object "
-                    "pose (observation.privileged['object_pose'])",
-        verified="known rigid motions of the tabletop-2d block and the robosuite door (hinge turned) within 1 mm "
-                 "(tests/test_estimators.py)"))
+    register(Manifest.of(SimParticles))

@@ -217,8 +217,13 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
 class TrackingEstimator:
     """Lucas-Kanade tracking of the flow's particles + live-depth lifting (see the module docstring)."""
 
-    name = "tracking"
+    name, kind, Options = "tracking", "estimator", TrackingOptions
     capabilities = frozenset({"online", "deterministic"})
+    extra, requires = "cv", ("cv2",)
+    description = ("the flow's particles tracked in the live camera (OpenCV pyramidal Lucas-Kanade, forward-backward "
+                   "checked) and lifted with the live depth; no simulator state")
+    verified = ("tabletop-2d block moved and pushed by known amounts: particles against the true rigid motion "
+                "(within 1 cm; tests/test_estimators.py)")
 
     def __init__(self, options: TrackingOptions | None = None) -> None:
         self.options = options or TrackingOptions()
@@ -363,16 +368,6 @@ class TrackingEstimator:
         self._keys = {k: v for k, v in self._keys.items() if k in used}
 
 
-def _factory(options: TrackingOptions | None, ctx: Any = None) -> TrackingEstimator:
-    return TrackingEstimator(options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="tracking", kind="estimator", factory=_factory, options_model=TrackingOptions,
-        capabilities=TrackingEstimator.capabilities, extra="cv", requires=("cv2",),
-        description="the flow's particles tracked in the live camera (OpenCV pyramidal Lucas-Kanade, forward-backward "
-                    "checked) and lifted with the live depth; no simulator state",
-        verified="tabletop-2d block moved and pushed by known amounts: particles against the true rigid motion "
-                 "(within 1 cm; tests/test_estimators.py)"))
+    register(Manifest.of(TrackingEstimator))

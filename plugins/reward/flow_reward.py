@@ -63,8 +63,10 @@ def ee_position(observation: Observation, who: str) -> np.ndarray:
 class FlowReward:
     """The 3D object flow reward (see the module docstring). ``reset(flow, observation)`` first."""
 
-    name = "flow"
+    name, kind, Options = "flow", "reward", FlowRewardOptions
     capabilities = frozenset({"needs_particles", "deterministic"})
+    description = "the paper's 3D object flow reward: 0.75 t*/t_end + 0.25 (1 - tanh(10 |ee - mean particle|))"
+    verified = "hand-computed t*, r_particle and r_ee on constructed particle states (tests/test_rewards.py)"
 
     def __init__(self, options: FlowRewardOptions | None = None) -> None:
         self.options = options or FlowRewardOptions()
@@ -109,14 +111,6 @@ class FlowReward:
                            w_particle=o.w_particle, w_ee=o.w_ee, ee_scale=o.ee_scale)
 
 
-def _factory(options: FlowRewardOptions | None, ctx: Any = None) -> FlowReward:
-    return FlowReward(options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="flow", kind="reward", factory=_factory, options_model=FlowRewardOptions,
-        capabilities=FlowReward.capabilities,
-        description="the paper's 3D object flow reward: 0.75 t*/t_end + 0.25 (1 - tanh(10 |ee - mean particle|))",
-        verified="hand-computed t*, r_particle and r_ee on constructed particle states (tests/test_rewards.py)"))
+    register(Manifest.of(FlowReward))

@@ -32,8 +32,11 @@ def _world_name(world: Any) -> str:
 class ObjectStateReward:
     """``world.task_reward()`` as a reward (see the module docstring)."""
 
-    name = "object-state"
+    name, kind = "object-state", "reward"
     capabilities = frozenset({"privileged", "stand_in", "deterministic"})
+    description = ("the task's own shaped reward from the simulator's object state (privileged; the paper's "
+                   "Open Door baseline: robosuite's shaped Door reward)")
+    verified = "open_door equals robosuite's own shaped Door.reward(); tabletop-2d by hand (tests/test_rewards.py)"
 
     def __init__(self, world: Any) -> None:
         if world is None:
@@ -80,9 +83,4 @@ def _factory(options: Any, ctx: Any = None) -> ObjectStateReward:
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="object-state", kind="reward", factory=_factory, capabilities=ObjectStateReward.capabilities,
-        stand_in=True,
-        description="the task's own shaped reward from the simulator's object state (privileged; the paper's "
-                    "Open Door baseline: robosuite's shaped Door reward)",
-        verified="open_door equals robosuite's own shaped Door.reward(); tabletop-2d by hand (tests/test_rewards.py)"))
+    register(Manifest.of(ObjectStateReward, factory=_factory))

@@ -361,8 +361,15 @@ class RandomShootingAgent:
 class RandomShootingSolver:
     """``solve(problem) -> RandomShootingAgent`` (module docstring)."""
 
-    name = "random-shooting"
+    name, kind, Options = "random-shooting", "solver", RandomShootingOptions
     capabilities = frozenset({"replans", "needs_dynamics", "needs_estimator", "deterministic"})
+    uses = {"dynamics": "sample_actions", "estimator": None}
+    """Acting components it can use (its manifest's ``uses``): a dynamics model with ``sample_actions``, any
+    estimator."""
+    description = ("random-shooting MPC along the 3D object flow: sampled pushes scored by one batched "
+                   "dynamics prediction against the subgoal t*+L, replans after every push")
+    verified = ("argmin of the batch scores, one predict per replan; reaches a reachable subgoal; "
+                "tabletop_push seeds 0-9")
 
     def __init__(self, options: RandomShootingOptions | None = None) -> None:
         self.options = options or RandomShootingOptions()
@@ -398,17 +405,6 @@ class RandomShootingSolver:
         return RandomShootingAgent(problem, self.options, self.name)
 
 
-def _factory(options: RandomShootingOptions | None, ctx: Any = None) -> RandomShootingSolver:
-    return RandomShootingSolver(options)
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="random-shooting", kind="solver", factory=_factory, options_model=RandomShootingOptions,
-        capabilities=RandomShootingSolver.capabilities,
-        uses={"dynamics": "sample_actions", "estimator": None},
-        description="random-shooting MPC along the 3D object flow: sampled pushes scored by one batched "
-                    "dynamics prediction against the subgoal t*+L, replans after every push",
-        verified="argmin of the batch scores, one predict per replan; reaches a reachable subgoal; "
-                 "tabletop_push seeds 0-9"))
+    register(Manifest.of(RandomShootingSolver))

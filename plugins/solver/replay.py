@@ -114,8 +114,11 @@ def _flow_targets(flow: ObjectFlow, p0: np.ndarray) -> tuple[np.ndarray, int]:
 class ReplaySolver:
     """See the module docstring."""
 
-    name = "replay"
+    name, kind, Options = "replay", "solver", ReplayOptions
     capabilities = frozenset({"deterministic"})
+    description = ("replays given actions (inline or .npy), or moves the end-effector by the flow's "
+                   "mean displacement")
+    verified = "exact replay; flow mode against a synthetic ObjectFlow with known displacement"
 
     def __init__(self, options: ReplayOptions | None = None) -> None:
         self.options = options or ReplayOptions(actions=[])
@@ -187,9 +190,4 @@ class ReplaySolver:
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="replay", kind="solver", factory=lambda options, ctx: ReplaySolver(options),
-        options_model=ReplayOptions, capabilities=ReplaySolver.capabilities,
-        description="replays given actions (inline or .npy), or moves the end-effector by the flow's "
-                    "mean displacement",
-        verified="exact replay; flow mode against a synthetic ObjectFlow with known displacement"))
+    register(Manifest.of(ReplaySolver))

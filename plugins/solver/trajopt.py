@@ -133,10 +133,16 @@ class _Unreachable(Exception):
 class TrajoptSolver:
     """Follow the 3D object flow with a rigid grasp (see the module docstring)."""
 
-    name = "trajopt"
+    name, kind, Options = "trajopt", "solver", TrajoptOptions
     capabilities = frozenset({"needs_grasp", "deterministic"})
     uses = {"dynamics": "rigid_grasp"}
-    """Acting components it can use (also its manifest's ``uses``): a rigid-grasp dynamics model or none."""
+    """Acting components it can use (also its manifest's ``uses``): a rigid-grasp dynamics model or none
+    (the three solvers optimise under a rigid grasp: a configured dynamics model must be a RigidGraspModel)."""
+    extra, requires = "sim", ("scipy",)
+    description = ("rigid-grasp trajectory optimisation following the 3D object flow (w_f 10, "
+                   "w_r 100, w_s 1, w_m 0.01), B-spline + IK, executed with joint targets")
+    verified = ("tracks a known reachable flow within 5 mm; unreachable flows refused (tests/test_trajopt.py); "
+                "closed-loop success in robosuite tasks (benchmarks/closed_loop.py)")
     motion = "3D object flow"
 
     def __init__(self, options: TrajoptOptions | None = None) -> None:
@@ -372,6 +378,8 @@ class RigvidSolver(TrajoptSolver):
     """Baseline: a rigid 6-DoF object pose track fitted to the 3D flow points (RIGVid-style)."""
 
     name = "rigvid"
+    description = ("baseline: rigid object pose track fitted to the 3D flow, same grasp and "
+                   "execution as trajopt")
     motion = "rigid pose track fitted to the 3D flow (RANSAC + Kabsch per frame)"
 
     def targets(self, problem: Problem) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -385,6 +393,9 @@ class AvdcSolver(TrajoptSolver):
     """Baseline: rigid transforms from dense 2D optical flow lifted with depth (AVDC)."""
 
     name = "avdc"
+    requires = ("scipy", "cv2")
+    description = ("baseline: rigid transforms from dense optical flow + depth (AVDC), same grasp "
+                   "and execution as trajopt")
     motion = "rigid transforms from dense optical flow + depth (RANSAC + Kabsch per frame pair)"
 
     def targets(self, problem: Problem) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -405,37 +416,8 @@ class AvdcSolver(TrajoptSolver):
         return _rigidly_moved(track, problem.flow)
 
 
-def _trajopt(options: TrajoptOptions | None, ctx: Any = None) -> TrajoptSolver:
-    return TrajoptSolver(options)
-
-
-def _rigvid(options: TrajoptOptions | None, ctx: Any = None) -> RigvidSolver:
-    return RigvidSolver(options)
-
-
-def _avdc(options: TrajoptOptions | None, ctx: Any = None) -> AvdcSolver:
-    return AvdcSolver(options)
-
-
-_USES = {"dynamics": "rigid_grasp"}
-"""The three solvers optimise under a rigid grasp: a configured dynamics model must be a RigidGraspModel."""
-
-_VERIFIED = ("tracks a known reachable flow within 5 mm; unreachable flows refused (tests/test_trajopt.py); "
-             "closed-loop success in robosuite tasks (benchmarks/closed_loop.py)")
-
-
 @hookimpl
 def d2f_register(register):
-    register(Manifest(name="trajopt", kind="solver", factory=_trajopt, options_model=TrajoptOptions,
-                      capabilities=TrajoptSolver.capabilities, extra="sim", requires=("scipy",), uses=_USES,
-                      description="rigid-grasp trajectory optimisation following the 3D object flow (w_f 10, "
-                                  "w_r 100, w_s 1, w_m 0.01), B-spline + IK, executed with joint targets",
-                      verified=_VERIFIED))
-    register(Manifest(name="rigvid", kind="solver", factory=_rigvid, options_model=TrajoptOptions,
-                      capabilities=RigvidSolver.capabilities, extra="sim", requires=("scipy",), uses=_USES,
-                      description="baseline: rigid object pose track fitted to the 3D flow, same grasp and "
-                                  "execution as trajopt", verified=_VERIFIED))
-    register(Manifest(name="avdc", kind="solver", factory=_avdc, options_model=TrajoptOptions,
-                      capabilities=AvdcSolver.capabilities, extra="sim", requires=("scipy", "cv2"), uses=_USES,
-                      description="baseline: rigid transforms from dense optical flow + depth (AVDC), same grasp "
-                                  "and execution as trajopt", verified=_VERIFIED))
+    register(Manifest.of(TrajoptSolver))
+    register(Manifest.of(RigvidSolver))
+    register(Manifest.of(AvdcSolver))

@@ -122,8 +122,12 @@ def _wrap_half_pi(a: float) -> float:
 class Tabletop2DWorld:
     """Planar pushing world (see the module docstring). Build with the ``tabletop-2d`` plugin."""
 
-    name = "tabletop-2d"
+    name, kind, Options = "tabletop-2d", "world", Tabletop2DOptions
     capabilities = frozenset({"segmentation", "deterministic", "object_pose", "shaped_reward", "oracle"})
+    description = ("pure-numpy planar pushing: a textured block, a goal pose, a point-mass pusher, "
+                   "ray-cast RGB-D")
+    verified = ("quasi-static pushing against the Lynch model; depth and masks against camera geometry; "
+                "scripted push reaches the goal")
     object_names = ("block", "pusher", "table")
     reward_yaw_weight = 0.05
     """metres per radian: how :meth:`task_reward` weighs the block's yaw error (15 deg ~ 1.3 cm)."""
@@ -835,10 +839,4 @@ def _factory(options: Tabletop2DOptions | None, ctx: Any = None) -> Tabletop2DWo
 
 @hookimpl
 def d2f_register(register):
-    register(Manifest(
-        name="tabletop-2d", kind="world", factory=_factory, options_model=Tabletop2DOptions,
-        capabilities=Tabletop2DWorld.capabilities,
-        description="pure-numpy planar pushing: a textured block, a goal pose, a point-mass pusher, "
-                    "ray-cast RGB-D",
-        verified="quasi-static pushing against the Lynch model; depth and masks against camera geometry; "
-                 "scripted push reaches the goal"))
+    register(Manifest.of(Tabletop2DWorld, factory=_factory))
