@@ -10,7 +10,11 @@ import math
 
 import numpy as np
 
-__all__ = ["so3_log", "so3_exp", "rotation_angle", "skew", "to_frame", "from_frame"]
+__all__ = ["so3_log", "so3_exp", "rotation_angle", "skew", "to_frame", "from_frame", "zbuffer", "R_TOP_DOWN"]
+
+R_TOP_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+"""Camera-to-world rotation of a virtual camera looking straight down world -z (OpenCV axes:
+x = world +x, y = world -y, z = world -z); used by the graspers' virtual top-down views."""
 
 
 def so3_log(R: np.ndarray) -> np.ndarray:
@@ -69,3 +73,38 @@ def from_frame(T_world_x: np.ndarray, local: np.ndarray) -> np.ndarray:
     """Points fixed in frame x (N, 3) -> world points for each pose (K x 4 x 4) -> (K, N, 3)."""
     T = np.asarray(T_world_x, dtype=np.float64).reshape(-1, 4, 4)
     return np.einsum("kab,nb->kna", T[:, :3, :3], np.asarray(local, dtype=np.float64)) + T[:, None, :3, 3]
+
+
+def zbuffer(points_cam: np.ndarray, K: np.ndarray, shape: tuple[int, int], *, splat: int = 1) -> np.ndarray:
+    """Which point each pixel of a pinhole view sees: an (H, W) index image into ``points_cam``
+    (-1 where no point lands).
+
+    ``points_cam``: (N, 3) in the view's camera frame (OpenCV axes, z forward, metres); ``K``: 3x3
+    intrinsics; each point in front of the camera (z > 0) is projected to its nearest pixel and
+    splatted over the (2 * splat + 1)^2 pixels around it (so a cloud sampled about one pixel apart
+    leaves no holes through which hidden points show); per pixel the nearest point (smallest z)
+    wins, ties going to the lowest index. A point that wins no pixel is occluded in this view.
+    """
+    pc = np.asarray(points_cam, dtype=np.float64).reshape(-1, 3)
+    H, W = int(shape[0]), int(shape[1])
+    z = pc[:, 2]
+    idx = np.nonzero(z > 1e-6)[0]
+    win = np.full(H * W, -1, np.int64)
+    if len(idx) == 0:
+        return win.reshape(H, W)
+    u = np.rint(K[0, 0] * pc[idx, 0] / z[idx] + K[0, 2]).astype(np.int64)
+    v = np.rint(K[1, 1] * pc[idx, 1] / z[idx] + K[1, 2]).astype(np.int64)
+    r = range(-int(splat), int(splat) + 1)
+    offs = np.array([(dx, dy) for dy in r for dx in r])
+    uu = (u[:, None] + offs[None, :, 0]).ravel()
+    vv = (v[:, None] + offs[None, :, 1]).ravel()
+    ii = np.repeat(idx, len(offs))
+    inside = (uu >= 0) & (uu < W) & (vv >= 0) & (vv < H)
+    uu, vv, ii = uu[inside], vv[inside], ii[inside]
+    key = vv * W + uu
+    order = np.lexsort((ii, z[ii], key))  # per pixel: nearest first (ties: lowest index)
+    key, ii = key[order], ii[order]
+    first = np.ones(len(key), bool)
+    first[1:] = key[1:] != key[:-1]
+    win[key[first]] = ii[first]
+    return win.reshape(H, W)

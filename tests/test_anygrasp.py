@@ -182,3 +182,86 @@ def test_sdk_runs_in_its_folder_and_restores_cwd(sdk, monkeypatch):
     monkeypatch.setattr(g.anygrasp, "get_grasp", lambda *a, **k: (seen.append(os.getcwd()), real(*a, **k))[1])
     g.propose(s.rgbd, s.mask, top_k=2)
     assert seen and all(os.path.samefile(p, STANDIN) for p in seen)
+
+
+# --------------------------------------------------------------------------- the virtual view is z-buffered
+
+
+PLATE_LO, PLATE_HI = np.array([-0.06, -0.06, 0.15]), np.array([0.06, 0.06, 0.16])
+
+
+def _side_scene_under_a_shelf():
+    """A camera 40 cm in front and 35 cm up sees a 12 x 12 cm shelf plate 15-16 cm above the table
+    (its top and front) and, through the gap under it, a 6 cm cube on the table. From straight
+    above, the plate hides the cube and the table beneath it."""
+    from d2f_conformance.scenes import look_at
+    W, H = 160, 120
+    cam = Camera(K=pinhole(W, H, 60.0), T_world_cam=look_at((0.0, -0.4, 0.35), (0.0, 0.0, 0.03)), width=W, height=H)
+    xs, ys = np.meshgrid(np.arange(W, dtype=float), np.arange(H, dtype=float))
+    d_cam = np.stack([(xs - cam.K[0, 2]) / cam.K[0, 0], (ys - cam.K[1, 2]) / cam.K[1, 1], np.ones_like(xs)], -1)
+    o, d = cam.T_world_cam[:3, 3], d_cam @ cam.T_world_cam[:3, :3].T
+
+    def slab(lo, hi):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1, t2 = (np.asarray(lo) - o) / d, (np.asarray(hi) - o) / d
+        tmin, tmax = np.nanmax(np.minimum(t1, t2), -1), np.nanmin(np.maximum(t1, t2), -1)
+        return np.where((tmax >= tmin) & (tmin > 0), tmin, np.inf)
+
+    cube = slab((-0.03, -0.03, 0.0), (0.03, 0.03, 0.06))
+    plate = slab(PLATE_LO, PLATE_HI)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tt = -o[2] / d[..., 2]
+    table = np.where(np.isfinite(tt) & (tt > 0), tt, np.inf)
+    t = np.minimum(np.minimum(cube, plate), table)
+    depth = np.where(np.isfinite(t), t, 0.0).astype(np.float32)
+    mask = np.isfinite(cube) & (cube <= np.minimum(plate, table))
+    rgb = np.where(mask[..., None], [200, 120, 60], [90, 90, 90]).astype(np.uint8)
+    return RGBD(rgb=rgb, depth=depth, camera=cam), mask
+
+
+def _segment_hits_box(eye, P, lo, hi):
+    """Whether the segment from eye to each point P passes through the box [lo, hi] before P."""
+    d = P - eye
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1, t2 = (lo - eye) / d, (hi - eye) / d
+    tmin, tmax = np.nanmax(np.minimum(t1, t2), -1), np.nanmin(np.maximum(t1, t2), -1)
+    return (tmax >= tmin) & (tmax > 0) & (tmin < 0.999)
+
+
+def test_virtual_top_down_view_culls_points_under_an_occluder():
+    rgbd, mask = _side_scene_under_a_shelf()
+    assert mask.sum() > 200
+    fake = FakeAnyGrasp([[], []])
+    with standin_modules(STANDIN):
+        g = ag.AnyGraspGrasper(fake, ag.AnyGraspOptions(top_down_height=0.5))
+        g.propose(rgbd, mask, top_k=4)
+    obj_w, _ = rgbd.point_cloud(mask)
+    T_top = ag.top_down_camera(obj_w, 0.5)
+    Tc = rgbd.camera.T_world_cam
+    cam_pts = fake.calls[0]["points"].astype(np.float64) @ Tc[:3, :3].T + Tc[:3, 3]
+    top_pts = fake.calls[1]["points"].astype(np.float64) @ T_top[:3, :3].T + T_top[:3, 3]
+    # the top-down view's points are the camera view's (same context cloud), minus the culled ones
+    top_keys = {tuple(p) for p in np.round(top_pts, 5)}
+    kept = np.array([tuple(p) in top_keys for p in np.round(cam_pts, 5)])
+    assert kept.sum() == len(top_pts)
+    # ground truth by ray casting from the virtual camera's centre: below the plate, a point is
+    # hidden when the segment to it crosses the plate (shrunk by 1 cm: surely hidden) and visible
+    # when it misses the plate grown by 1 cm (surely visible); the band in between is pixel-size
+    eye = T_top[:3, 3]
+    below = cam_pts[:, 2] < 0.14
+    hidden = below & _segment_hits_box(eye, cam_pts, PLATE_LO + 0.01, PLATE_HI - 0.01)
+    visible = below & ~_segment_hits_box(eye, cam_pts, PLATE_LO - 0.01, PLATE_HI + 0.01)
+    cube = below & (np.abs(cam_pts[:, 0]) < 0.031) & (np.abs(cam_pts[:, 1]) < 0.031) & (cam_pts[:, 2] > 0.001)
+    assert hidden.sum() > 500 and cube.sum() > 200 and (cube <= hidden).all()  # the cube is in the plate's shadow
+    assert visible.sum() > 100                                                 # table beyond the shadow
+    assert not kept[hidden].any()
+    assert kept[visible].all()
+    # the plate's top is kept whole
+    plate_top = np.abs(cam_pts[:, 2] - 0.16) < 0.002
+    assert plate_top.sum() > 50 and kept[plate_top].all()
+    # the same z-buffer as the antipodal grasper's virtual view: one winner per pixel, nearest first
+    from d2f_core.geometry import zbuffer
+    K = np.array([[10.0, 0, 1.0], [0, 10.0, 1.0], [0, 0, 1]])
+    pts = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.1, 0.0, 1.0]])
+    win = zbuffer(pts, K, (3, 3), splat=0)
+    assert win[1, 1] == 1 and win[1, 2] == 3 and (win == 0).sum() == 0 and (win == -1).sum() == 7

@@ -160,7 +160,7 @@ class SpyPredictor(torch.nn.Module):
         t = torch.arange(T, dtype=torch.float32)[:, None]
         n = torch.arange(N, dtype=torch.float32)[None, :]
         tracks = torch.stack([10 * n + t, 20 + n + 2 * t], -1)[None]          # (1, T, N, 2)
-        vis = torch.where((t + n) % 3 == 0, 0.3, 0.8)[None, ..., None]         # (1, T, N, 1) floats
+        vis = torch.where((t + n) % 3 == 0, 0.3, 0.95)[None, ..., None]        # (1, T, N, 1) floats
         return tracks, vis
 
 
@@ -213,3 +213,153 @@ def test_online_mode_tracks_a_longer_video_forward(env):
 def test_empty_queries(env):
     tr = build(env).track(shifting_video()[0], np.zeros((0, 3), np.float32))
     assert tr.xy.shape == (6, 0, 2)
+
+
+# --------------------------------------------------------------------------- visibility semantics (upstream)
+
+
+class ProbabilityPredictor(torch.nn.Module):
+    """Returns known visibility probabilities (not what the upstream predictors return: they give
+    booleans) to check the adapter applies the upstream's rule to them."""
+
+    def __init__(self, probs):
+        super().__init__()
+        self.probs = probs
+
+    def forward(self, video, queries=None, backward_tracking=False):
+        B, T = video.shape[:2]
+        N = queries.shape[1]
+        return torch.zeros(1, T, N, 2), self.probs.clone()
+
+
+def test_float_visibility_uses_the_upstream_offline_rule():
+    probs = torch.tensor([[[0.95, 0.91], [0.89, 0.5], [0.9, 0.99]]])       # (1, T=3, N=2)
+    tracker = ct.CoTracker3Tracker(ProbabilityPredictor(probs), ct.CoTrackerOptions())
+    tr = tracker.track(Video(frames=np.zeros((3, 8, 8, 3), np.uint8)), np.array([[0, 1.0, 1.0], [0, 2.0, 2.0]]))
+    # upstream CoTrackerPredictor: visible = probability > 0.9 (0.9 itself is not); frame 0 = query
+    assert tr.visible.tolist() == [[True, True], [False, False], [False, True]]
+
+
+def test_visibility_threshold_option_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="return visibility already thresholded.*> 0.9.*> 0.6"):
+        ct.CoTrackerOptions(visibility_threshold=0.5)
+    with pytest.raises(Exception, match="delete tracker.options.visibility_threshold"):
+        reg = get_registry()
+        reg.validate_options(reg.get("tracker", "cotracker3"), {"visibility_threshold": 0.3})
+
+
+def test_standin_visibility_follows_upstream_thresholds(env):
+    """The stand-in predictors threshold like upstream: offline p > 0.9; online p_vis * p_conf > 0.6.
+    The adapter passes those booleans through unchanged (compared with the stand-in model's own
+    probabilities, computed here)."""
+    from cotracker.predictor import CoTrackerPredictor, _scale, _to_model
+
+    video, _ = shifting_video(T=6)
+    frames = video.frames.copy()
+    frames[3:, 10:30, 12:40] = 128  # a flat occluder: template matching fails there
+    video = Video(frames=frames, fps=8.0)
+    q = np.array([[0, 20.0, 20.0], [0, 45.0, 30.0], [0, 8.0, 8.0]], np.float32)
+    tr = build(env).track(video, q)
+    pred = CoTrackerPredictor(checkpoint=str(env))
+    x = torch.from_numpy(frames.astype(np.float32)).permute(0, 3, 1, 2)[None]
+    hw = pred.interp_shape
+    qq = torch.from_numpy(q)[None].clone()
+    qq[:, :, 1:] *= _scale(x.shape[3], x.shape[4], hw)
+    _, p, *_ = pred.model(_to_model(x, hw), qq, iters=6)
+    want = (p[0] > 0.9).numpy()
+    want[0] = True
+    assert np.array_equal(tr.visible, want)
+    assert 0 < tr.visible.sum() < tr.visible.size  # some frames each way: the rule was exercised
+
+
+def test_online_predictor_output_keeps_only_the_queries(env, tmp_path):
+    """Upstream drops the support grid from an online step only when that call passes
+    add_support_grid=True; the adapter does, so it gets exactly its N tracks."""
+    ckpt = tmp_path / "scaled_online.pth"
+    torch.save({"model_resolution_hw": torch.tensor([96, 128])}, ckpt)
+    tracker = build(ckpt, mode="online")
+    video, v = shifting_video(T=20, vx=1.0, vy=0.5)
+    calls = []
+    orig = tracker.predictor.forward
+
+    def spy(*a, **k):
+        calls.append(dict(k))
+        return orig(*a, **k)
+
+    tracker.predictor.forward = spy
+    tr = tracker.track(video, np.array([[0, 15.0, 15.0]], np.float32))
+    assert tr.xy.shape == (20, 1, 2)
+    assert all(c.get("add_support_grid") is True for c in calls)
+    # called without it (as the adapter used to), the stand-in, like upstream, returns the support points too
+    tracker.predictor(video_chunk=tracker.model_input(video), is_first_step=True,
+                      queries=torch.tensor([[[0, 15.0, 15.0]]]), add_support_grid=True)
+    out, _ = orig(video_chunk=tracker.model_input(video)[:, :16])
+    assert out.shape[2] == 1 + 9
+
+
+# --------------------------------------------------------------------------- version and chunking
+
+
+def test_available_reports_a_pre_v3_checkout(tmp_path, monkeypatch):
+    old = tmp_path / "co-tracker-v2" / "cotracker"
+    old.mkdir(parents=True)
+    (old / "__init__.py").write_text("")
+    (old / "predictor.py").write_text(
+        "import torch\nclass CoTrackerPredictor(torch.nn.Module):\n"
+        "    def __init__(self, checkpoint='./checkpoints/cotracker2.pth'):\n        super().__init__()\n")
+    monkeypatch.setenv("COTRACKER_DIR", str(tmp_path / "co-tracker-v2"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    if importlib_find("cotracker"):
+        pytest.skip("a real CoTracker is installed here")
+    why = ct._available()
+    assert why is not None and "predates CoTracker3" in why and "offline, v2, window_len" in why
+    assert "co-tracker >= 3.0" in why
+    assert ct.predictor_keywords((STANDIN / "cotracker" / "predictor.py").read_text()) >= {"offline", "v2",
+                                                                                          "window_len"}
+
+
+def importlib_find(name):
+    import importlib.util
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def test_current_checkout_is_available(tmp_path, monkeypatch):
+    monkeypatch.setenv("COTRACKER_DIR", str(STANDIN))
+    assert ct._available() is None
+
+
+def test_chunked_offline_tracking_matches_the_known_motion(env):
+    """A 30-frame video in chunks of 12 frames overlapping by 4: the same known translation as the
+    whole-video pass, within 0.5 px, with the predictor never seeing more than 12 frames."""
+    video, v = shifting_video(T=30, H=48, W=64, vx=0.8, vy=0.3)
+    q = np.array([[0, 20.0, 20.0], [0, 28.0, 24.0], [14, 30.0, 25.0]], np.float32)
+    tracker = build(env, chunk_frames=12, chunk_overlap=4)
+    seen = []
+    orig = tracker._offline
+    tracker._offline = lambda x, qq: (seen.append(x.shape[1]), orig(x, qq))[1]
+    tr = tracker.track(video, q)
+    assert max(seen) <= 12 and len(seen) == 4  # chunks 0-11, 8-19, 16-27, 24-29
+    t = np.arange(30)[:, None, None]
+    truth = q[None, :, 1:] + (t - q[None, :, :1]) * v
+    after = np.arange(30)[:, None] >= q[None, :, 0]
+    err = np.linalg.norm(tr.xy - truth, axis=-1)
+    assert err[after].max() < 0.5, err[after].max()
+    assert tr.visible[after].all()
+    with pytest.raises(ValueError, match="chunk_overlap"):
+        ct.CoTrackerOptions(chunk_frames=4, chunk_overlap=4)
+
+
+def test_device_auto_is_the_cpu_here_and_logged(env, caplog):
+    import logging
+    import d2f_core.devices as dev
+
+    dev._LOGGED.clear()
+    with caplog.at_level(logging.INFO, logger="d2f.devices"):
+        tracker = build(env)
+    if torch.cuda.is_available():
+        pytest.skip("CUDA here")
+    assert (tracker.device.device, tracker.device.dtype) == ("cpu", "float32")
+    assert any("tracker cotracker3 runs on cpu float32" in r.getMessage() for r in caplog.records)

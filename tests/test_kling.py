@@ -135,6 +135,40 @@ def test_end_frame_goes_to_image_tail_and_ends_the_video(keys):
     assert mad(video.frames[-1], last) < 12.0 and mad(video.frames[-1], image) > 30.0
 
 
+def test_mode_rule_for_end_frames(keys):
+    """Default (auto): pro with an end frame, std without; explicit std with an end frame is refused
+    before anything is sent unless the model's std mode takes image_tail (kling-v1)."""
+    from d2f_plugins.video.kling import choose_mode
+    assert choose_mode("auto", "kling-v2-1", True) == "pro"
+    assert choose_mode("auto", "kling-v2-1", False) == "std"
+    assert choose_mode("std", "kling-v1", True) == "std"
+    assert choose_mode("pro", "kling-v1-6", False) == "pro"
+    image, last = smooth_image(seed=0), smooth_image(seed=5)
+    with KlingStandIn(AK, SK, polls_before_done=0, shift_px=0) as srv:
+        # the default options: first-last-frame works (the stand-in, like the service, refuses
+        # image_tail in std mode for this model)
+        _model(srv.url).generate(image, PROMPT, last_image=last, num_frames=5)
+        _model(srv.url).generate(image, PROMPT, num_frames=5)
+        with pytest.raises(ValueError, match=r"std mode refuses an end frame.*kling-v2-1.*mode=pro"):
+            _model(srv.url, mode="std").generate(image, PROMPT, last_image=last, num_frames=5)
+        _model(srv.url, mode="std", model_name="kling-v1").generate(image, PROMPT, last_image=last, num_frames=5)
+    posts = [r.body for r in srv.requests if r.method == "POST"]
+    assert [(b["model_name"], b["mode"], "image_tail" in b) for b in posts] == [
+        ("kling-v2-1", "pro", True), ("kling-v2-1", "std", False), ("kling-v1", "std", True)]
+    # and the stand-in does refuse what the adapter now avoids
+    with KlingStandIn(AK, SK, polls_before_done=0) as srv:
+        m = _model(srv.url)
+        m.options = m.options.model_copy(update={"mode": "pro"})
+        from d2f_plugins.video import kling as kmod
+        real = kmod.choose_mode
+        kmod.choose_mode = lambda mode, name, end: "std"
+        try:
+            with pytest.raises(VideoServiceError, match="image_tail is not supported in std mode"):
+                m.generate(image, PROMPT, last_image=last, num_frames=5)
+        finally:
+            kmod.choose_mode = real
+
+
 def test_works_against_an_independent_server_with_cdn_and_24fps(keys):
     pytest.importorskip("jwt")
     from servers.kling_variant import VariantKling

@@ -120,3 +120,72 @@ def test_model_input_is_rgb_0_255_tchw(weights):
     x = est.model_input(video)
     assert tuple(x.shape) == (3, 3, 48, 64) and x.dtype == torch.float32
     assert np.array_equal(x.permute(0, 2, 3, 1).numpy(), video.frames.astype(np.float32))
+
+
+# --------------------------------------------------------------------------- geometry from config, chunks
+
+
+def test_geometry_comes_from_the_front_end_config(weights, tmp_path):
+    """The front weights' config.json says img_size 266 (19 patches of 14): preprocess_image is asked
+    for that width, and the crop of a tall video is undone with it."""
+    import json
+    (tmp_path / "front" / "config.json").write_text(json.dumps({"img_size": 266, "patch_size": 14, "embed_dim": 8}))
+    est = st._factory(st.SpatialTrackerV2Options(**weights))
+    assert (est.img_size, est.patch_size) == (266, 14) and "config" in est.geometry_source
+    seen = []
+    pre = est.preprocess
+    est.preprocess = lambda x, **kw: (seen.append(kw), pre(x, **kw))[1]
+    H, W = 64, 40
+    frame = np.zeros((H, W, 3), np.uint8)
+    frame[: H // 2] = (220, 30, 30)
+    frame[H // 2:] = (20, 200, 40)
+    out = est.estimate(Video(frames=np.stack([frame] * 2)))
+    assert seen[0]["target_size"] == 266 and seen[0]["mode"] == "crop"
+    # resized height round(64 * 266 / 40 / 14) * 14 = 420 rows, the centre 266 kept: rows 11.7..52.3
+    assert np.all(out.depth[:, :11] == 0) and np.all(out.depth[:, 53:] == 0)
+    want = expected_depth(frame[None])[0]
+    assert np.allclose(out.depth[:, 14:29], want[14:29], atol=2e-3)
+    assert np.allclose(out.depth[:, 35:51], want[35:51], atol=2e-3)
+    # without a config: the class's own defaults (518 / 14), said so
+    assert st.front_geometry(object(), type(est.front))[:2] == (518, 14)
+
+
+def test_geometry_mismatch_is_refused(weights, tmp_path):
+    import json
+    (tmp_path / "front" / "config.json").write_text(json.dumps({"img_size": 256, "patch_size": 16}))
+    est = st._factory(st.SpatialTrackerV2Options(**weights))
+    with pytest.raises(Exception, match="not the width 256 / multiple of 16"):
+        est.estimate(block_video())  # the checkout's preprocess_image rounds heights to 14
+
+
+def test_chunked_depth_is_stitched_at_one_scale(weights):
+    """10 frames in chunks of 4 overlapping by 2 (spans 0-4, 2-6, 4-8, 6-10); each chunk's run gets
+    its own scale (1, 2, 0.5, 3: SpaTrackerV2's depth is up to scale): the stitched video is at the
+    first chunk's scale everywhere, i.e. the true depth per colour."""
+    est = st._factory(st.SpatialTrackerV2Options(chunk_frames=4, chunk_overlap=2, **weights))
+    factors = iter([1.0, 2.0, 0.5, 3.0])
+    fwd = est.predictor.forward
+
+    def scaled(*a, **k):
+        out = list(fwd(*a, **k))
+        f = next(factors)
+        out[2] = out[2] * f
+        return tuple(out)
+
+    est.predictor.forward = scaled
+    rng = np.random.default_rng(0)
+    frames = np.zeros((10, 48, 64, 3), np.uint8)
+    for t in range(10):  # each frame its own two flat colours
+        frames[t, :, :32] = rng.integers(20, 230, 3)
+        frames[t, :, 32:] = rng.integers(20, 230, 3)
+    out = est.estimate(Video(frames=frames))
+    assert est.last_chunks == [(0, 4), (2, 6), (4, 8), (6, 10)]
+    assert np.allclose(est.last_scales, [1.0, 0.5, 2.0, 1 / 3.0], rtol=1e-4)
+    want = expected_depth(frames)
+    interior = np.zeros((48, 64), bool)
+    interior[4:44, 4:28] = interior[4:44, 36:60] = True
+    assert np.allclose(out.depth[:, interior], want[:, interior], atol=3e-3)
+    assert "4 chunks" in out.model
+    assert st.chunk_spans(10, None, 2) == [(0, 10)] and st.chunk_spans(5, 8, 2) == [(0, 5)]
+    with pytest.raises(ValueError, match="chunk_overlap"):
+        st.SpatialTrackerV2Options(chunk_frames=3, chunk_overlap=3)

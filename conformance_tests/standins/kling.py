@@ -82,14 +82,18 @@ class KlingStandIn(StandInServer):
     (create requests answered 500 / 5000 first), ``poll_errors_first`` (polls answered 503 first),
     ``account_code`` (every create answered 429 with that code, e.g. 1102 = no resource pack),
     ``fail_task_msg`` (tasks end ``failed`` with this message), ``retry_after`` (seconds, header of
-    the 429s). Received requests are in :attr:`requests`; tasks in :attr:`tasks`.
+    the 429s), ``std_end_frame_models`` (models whose ``std`` mode takes ``image_tail``; for any
+    other model an end frame in ``std`` mode is refused with code 1201, as the service's capability
+    map has it). Received requests are in :attr:`requests`; tasks in :attr:`tasks`.
     """
 
     def __init__(self, access_key: str, secret_key: str, *, polls_before_done: int = 1, fps: float = 8.0,
                  short_side: int = 72, shift_px: float = 6.0, rate_limit_first: int = 0,
                  server_errors_first: int = 0, poll_errors_first: int = 0, account_code: int | None = None,
-                 fail_task_msg: str | None = None, retry_after: float | None = None, **kw: Any) -> None:
+                 fail_task_msg: str | None = None, retry_after: float | None = None,
+                 std_end_frame_models: tuple[str, ...] = ("kling-v1",), **kw: Any) -> None:
         super().__init__(**kw)
+        self.std_end_frame_models = tuple(std_end_frame_models)
         self.access_key, self.secret_key = access_key, secret_key
         self.polls_before_done, self.fps, self.short_side, self.shift_px = polls_before_done, fps, short_side, shift_px
         self.rate_limit_first, self.server_errors_first = rate_limit_first, server_errors_first
@@ -185,6 +189,9 @@ class KlingStandIn(StandInServer):
             return self._error(400, 1201, "duration must be the string \"5\" or \"10\"")
         if req.get("mode", "std") not in ("std", "pro"):
             return self._error(400, 1201, "mode must be std or pro")
+        model_name = req.get("model_name", "kling-v1")
+        if last is not None and req.get("mode", "std") == "std" and model_name not in self.std_end_frame_models:
+            return self._error(400, 1201, f"image_tail is not supported in std mode for {model_name}; use pro")
         if "cfg_scale" in req and not (isinstance(req["cfg_scale"], (int, float)) and 0 <= req["cfg_scale"] <= 1):
             return self._error(400, 1201, "cfg_scale must be a number in [0, 1]")
         if not isinstance(req.get("model_name", "kling-v1"), str):

@@ -14,14 +14,31 @@ older checkouts) and ``depth.options.front_weights`` = a local copy of
 https://huggingface.co/Yuxihenry/SpatialTrackerV2_Front (e.g. ``huggingface-cli download
 Yuxihenry/SpatialTrackerV2_Front --local-dir DIR``).
 
-Pipeline (the repository's ``inference.py``, RGB mode): frames -> ``preprocess_image`` (width 518,
-height a multiple of 14, centre crop of tall videos) -> front end ``VGGT4Track`` on the frames
+Pipeline (the repository's ``inference.py``, RGB mode): frames -> ``preprocess_image`` (crop mode:
+width ``img_size``, height a multiple of ``patch_size``, centre crop of tall videos to
+``img_size`` rows) -> front end ``VGGT4Track`` on the frames
 / 255 (camera poses, intrinsics, a first depth and its confidence) -> ``Predictor.forward`` on the
 **0-255 RGB** frames -> point map (T, 3, h, w) and its confidence. Depth is the point map's z
 (camera frame); pixels whose confidence is below ``conf_threshold`` are invalid (0). The map is
 put back into the video's frame (undoing the crop: cropped-off rows are invalid) and resized to
 H x W. SpatialTrackerV2's depth has an unknown scale, so it is returned as relative depth
 (``metric=False``); the core aligns it to the real first-frame depth.
+
+Geometry: ``img_size`` and ``patch_size`` (518 and 14 in the release) are read from the front
+end's own config, not hard-coded: the ``PyTorchModelHubMixin`` config of the loaded
+``VGGT4Track`` (``config.json`` of ``front_weights``), else the defaults of its ``__init__``.
+``preprocess_image`` is called with ``target_size=img_size`` (and ``patch_size`` when it takes
+one), its output is checked against that geometry, and the crop is undone with it.
+
+Devices (:mod:`d2f_core.devices`): ``device: auto`` = CUDA when available; ``dtype: auto`` runs the
+forward passes under bfloat16 autocast on CUDA, as ``inference.py`` does (float16 on GPUs without
+bf16), and float32 on the CPU.
+
+Long videos: users report SpaTrackerV2 running out of memory on 12 GB GPUs; memory grows with the
+frame count. ``chunk_frames`` estimates depth on chunks of that many frames overlapping by
+``chunk_overlap`` frames. Each chunk's depth has its own unknown scale, so every chunk after the
+first is scaled to the depth already stitched by the median ratio over the overlap's valid pixels
+(SpaTrackerV2's depth is a reconstruction up to scale), and the overlap frames are cross-faded.
 
 Conventions at this adapter's edge: the video's uint8 RGB frames are cast to float 0-255 and
 transposed to (T, 3, H, W) (``model_input``; no channel swap: the model is trained on RGB, and a
@@ -32,20 +49,27 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
+import json
+import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from d2f_core import DataError, DepthVideo, Manifest, ModelInputSpec, Video, hookimpl
-from d2f_core.registry import PluginUnavailableError
+from d2f_core.devices import DEVICE_HELP, DTYPE_HELP, DTypeName, Needs, autocast, choose
+from d2f_core.registry import PluginError, PluginUnavailableError
 from d2f_core.validate import check_video
 from d2f_plugins._checkout import add_to_path
 
-__all__ = ["SpatialTrackerV2Options", "SpatialTrackerV2Depth", "back_to_video_frame"]
+__all__ = ["SpatialTrackerV2Options", "SpatialTrackerV2Depth", "back_to_video_frame", "front_geometry",
+           "stitch_depth_chunks", "chunk_spans"]
+
+log = logging.getLogger("d2f.plugins.spatialtracker_v2")
 
 UPSTREAM = "https://github.com/henry123-boy/SpaTrackerV2"
 INSTALL = (f"git clone {UPSTREAM}, pip install -r SpaTrackerV2/requirements.txt, then "
@@ -73,7 +97,27 @@ class SpatialTrackerV2Options(BaseModel):
         "upstream inference.py"))
     vo_points: int = Field(default=756, ge=1, description="points the tracker uses for camera tracking (track_num)")
     grid_size: int = Field(default=10, ge=1, description="queries: grid_size x grid_size points on frame 0")
-    device: str = Field(default="cpu", description="torch device, e.g. cpu or cuda")
+    device: str = Field(default="auto", description=DEVICE_HELP)
+    dtype: DTypeName = Field(default="auto", description=DTYPE_HELP + "; auto = bfloat16 autocast on CUDA, "
+                                                                      "as inference.py")
+    chunk_frames: int | None = Field(default=None, ge=2, description=(
+        "estimate long videos in chunks of this many frames (memory bounded by the chunk; e.g. 24 on a 12 GB "
+        "GPU); None = the whole video at once"))
+    chunk_overlap: int = Field(default=4, ge=1, description=(
+        "frames shared by consecutive chunks: the next chunk's scale is fitted there and they are cross-faded"))
+
+    needs: ClassVar[Needs] = Needs(
+        weights=("weights", "front_weights"), cuda_dtype="bfloat16", gpu_gb=24.0, gpu_gb_min=10.0, disk_gb=5.0,
+        source="https://huggingface.co/Yuxihenry/SpatialTrackerV2-Offline and "
+               "https://huggingface.co/Yuxihenry/SpatialTrackerV2_Front",
+        memory_options="chunk_frames (e.g. 24) with chunk_overlap")
+
+    @model_validator(mode="after")
+    def _overlap(self) -> "SpatialTrackerV2Options":
+        if self.chunk_frames is not None and self.chunk_overlap >= self.chunk_frames:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_frames "
+                             f"({self.chunk_frames})")
+        return self
 
 
 def _checkout() -> Path | None:
@@ -121,19 +165,49 @@ def _import_upstream() -> tuple[Any, Any, Any]:
                                      f"{INSTALL}") from None
 
 
-def back_to_video_frame(depth: np.ndarray, valid: np.ndarray, H: int, W: int) -> np.ndarray:
+def front_geometry(front: Any, front_cls: Any = None, front_weights: str | Path | None = None) -> tuple[int, int, str]:
+    """(img_size, patch_size, where they came from) of SpaTrackerV2's front end: the loaded model's
+    hub-mixin config, else ``config.json`` of its weights folder, else its class's ``__init__``
+    defaults."""
+    keys = ("img_size", "patch_size")
+    for attr in ("_hub_mixin_config", "config"):
+        cfg = getattr(front, attr, None)
+        if isinstance(cfg, dict) and all(k in cfg for k in keys):
+            return int(cfg["img_size"]), int(cfg["patch_size"]), f"the front end's config ({attr})"
+    if front_weights is not None:
+        f = Path(front_weights) / "config.json"
+        try:
+            cfg = json.loads(f.read_text()) if f.is_file() else None
+        except (OSError, ValueError):
+            cfg = None
+        if isinstance(cfg, dict) and all(k in cfg for k in keys):
+            return int(cfg["img_size"]), int(cfg["patch_size"]), str(f)
+    for cls in (front_cls, type(front)):
+        try:
+            params = inspect.signature(cls.__init__).parameters if cls is not None else {}
+        except (TypeError, ValueError):
+            params = {}
+        if all(k in params and isinstance(params[k].default, int) for k in keys):
+            return (int(params["img_size"].default), int(params["patch_size"].default),
+                    f"{getattr(cls, '__name__', cls)}.__init__ defaults")
+    raise PluginError("depth plugin 'spatialtracker-v2': cannot tell the front end's input geometry (img_size, "
+                      "patch_size): its config has neither and VGGT4Track.__init__ declares no defaults; check that "
+                      "front_weights is a SpatialTrackerV2_Front download with its config.json")
+
+
+def back_to_video_frame(depth: np.ndarray, valid: np.ndarray, H: int, W: int, *, patch: int = 14) -> np.ndarray:
     """Depth on the preprocessed frames (T, h, w) -> the video's (T, H, W); 0 = invalid.
 
     ``preprocess_image`` (crop mode) resized each frame to width w and height
-    ``round(H * w / W / 14) * 14`` and kept the centre ``h`` rows of taller ones: the map is put
-    back at its rows (the cropped-off rows are invalid) and resized with antialiasing; an output
-    pixel is valid only when every input pixel it blends is.
+    ``round(H * w / W / patch) * patch`` and kept the centre ``h`` rows of taller ones: the map is
+    put back at its rows (the cropped-off rows are invalid) and resized with antialiasing; an
+    output pixel is valid only when every input pixel it blends is.
     """
     import torch
     import torch.nn.functional as F
 
     T, h, w = depth.shape
-    full_h = int(round(H * w / W / 14.0) * 14)
+    full_h = int(round(H * w / W / patch) * patch)
     d = np.where(valid, depth, 0.0).astype(np.float32)
     v = valid.astype(np.float32)
     if full_h > h:
@@ -148,6 +222,53 @@ def back_to_video_frame(depth: np.ndarray, valid: np.ndarray, H: int, W: int) ->
     ok = den > 0.999
     out = torch.where(ok, num / den.clamp_min(1e-6), torch.zeros_like(num))
     return out.numpy().astype(np.float32)
+
+
+def chunk_spans(T: int, size: int | None, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) frame spans of at most ``size`` frames, consecutive ones sharing ``overlap``
+    frames, covering 0..T (one span when ``size`` is None or >= T)."""
+    if size is None or size >= T:
+        return [(0, T)]
+    spans, s = [], 0
+    while True:
+        e = min(T, s + size)
+        spans.append((s, e))
+        if e >= T:
+            return spans
+        s = e - overlap
+
+
+def stitch_depth_chunks(chunks: list[np.ndarray], spans: list[tuple[int, int]],
+                        T: int) -> tuple[np.ndarray, list[float]]:
+    """Relative depth chunks (each (e - s, H, W), 0 = invalid) -> one (T, H, W) video at the first
+    chunk's scale: each later chunk scaled by the median ratio stitched / chunk over the overlap's
+    pixels valid in both, then cross-faded (linear weights) over the overlap. Returns the video and
+    the scale given to each chunk."""
+    H, W = chunks[0].shape[1:]
+    out = np.zeros((T, H, W), np.float32)
+    scales: list[float] = []
+    for k, ((s, e), d) in enumerate(zip(spans, chunks)):
+        d = np.asarray(d, np.float32)
+        if k == 0:
+            out[s:e] = d
+            scales.append(1.0)
+            continue
+        prev_end = spans[k - 1][1]
+        ov = prev_end - s
+        a, b = out[s:prev_end], d[:ov]
+        both = (a > 0) & (b > 0)
+        if not both.any():
+            raise DataError(f"depth plugin 'spatialtracker-v2': chunks {k - 1} and {k} share no valid depth in "
+                            f"their {ov} overlapping frames, so their scales cannot be matched; raise chunk_overlap "
+                            "or chunk_frames")
+        scale = float(np.median(a[both] / b[both]))
+        scales.append(scale)
+        d = d * scale
+        w = ((np.arange(ov) + 1.0) / (ov + 1.0))[:, None, None]  # weight of the new chunk
+        blend = np.where(both, (1 - w) * a + w * d[:ov], np.where(a > 0, a, d[:ov]))
+        out[s:prev_end] = blend
+        out[prev_end:e] = d[ov:]
+    return out, scales
 
 
 class SpatialTrackerV2Depth:
@@ -165,11 +286,23 @@ class SpatialTrackerV2Depth:
     model_input_spec = ModelInputSpec(channel_order="RGB", value_range=(0.0, 255.0), layout="TCHW")
 
     def __init__(self, predictor: Any, front: Any, preprocess: Any,
-                 options: SpatialTrackerV2Options | None = None) -> None:
+                 options: SpatialTrackerV2Options | None = None,
+                 geometry: tuple[int, int, str] | None = None) -> None:
         self.options = options or SpatialTrackerV2Options()
         self.predictor = predictor
         self.front = front
         self.preprocess = preprocess
+        self.device = choose(self.options.device, self.options.dtype, component="depth spatialtracker-v2",
+                             cuda_dtype=SpatialTrackerV2Options.needs.cuda_dtype)
+        self.img_size, self.patch_size, self.geometry_source = geometry or front_geometry(front)
+        try:
+            params = inspect.signature(preprocess).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self._pre_kw: dict[str, Any] = {k: v for k, v in (("mode", "crop"), ("target_size", self.img_size),
+                                                           ("patch_size", self.patch_size)) if k in params}
+        self.last_chunks: list[tuple[int, int]] = []
+        self.last_scales: list[float] = []
 
     def model_input(self, video: Video) -> Any:
         """What SpaTrackerV2 receives: float32 (T, 3, H, W), RGB, 0-255 (before its own resizing)."""
@@ -187,15 +320,24 @@ class SpatialTrackerV2Depth:
         gx, gy = np.meshgrid(xs, ys)
         return np.stack([np.zeros(gx.size), gx.ravel(), gy.ravel()], -1).astype(np.float32)
 
-    def estimate(self, video: Video) -> DepthVideo:
+    def _preprocessed(self, x: Any, H: int, W: int) -> Any:
+        out = self.preprocess(x, **self._pre_kw)                 # T 3 h w, still 0-255
+        h, w = out.shape[-2:]
+        full_h = int(round(H * w / W / self.patch_size) * self.patch_size)
+        if w != self.img_size or h % self.patch_size or h != min(full_h, self.img_size):
+            raise PluginError(f"depth plugin 'spatialtracker-v2': preprocess_image returned {w}x{h} frames for a "
+                              f"{W}x{H} video, not the width {self.img_size} / multiple of {self.patch_size} of the "
+                              f"front end's geometry ({self.geometry_source}); the checkout and the weights disagree")
+        return out
+
+    def _estimate_chunk(self, frames: Video) -> np.ndarray:
+        """Depth (T, H, W) of one chunk (0 = invalid), at that run's own scale."""
         import torch
 
-        check_video(video, "video")
-        T, H, W = video.num_frames, video.height, video.width
-        dev = self.options.device
-        x = self.preprocess(self.model_input(video))             # T 3 h w, still 0-255
-        cuda = str(dev).startswith("cuda")                       # inference.py runs in bfloat16 on the GPU
-        with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
+        T, H, W = frames.num_frames, frames.height, frames.width
+        dev = self.device.device
+        x = self._preprocessed(self.model_input(frames), H, W)
+        with torch.no_grad(), autocast(self.device):
             pred = self.front((x[None] / 255.0).to(dev))         # the front end takes 0-1
             extrs = pred["poses_pred"][0].detach().float().cpu().numpy()
             intrs = pred["intrs"][0].detach().float().cpu().numpy()
@@ -213,8 +355,18 @@ class SpatialTrackerV2Depth:
             raise RuntimeError(f"SpaTrackerV2 returned a point map of shape {pm.shape}, expected (T={T}, 3, h, w)")
         z, cf = pm[:T, 2], cf[:T]
         valid = np.isfinite(z) & (z > 0) & (cf >= self.options.conf_threshold)
-        depth = back_to_video_frame(z, valid, H, W)
-        return DepthVideo(depth=depth, metric=False, model="spatialtracker-v2")
+        return back_to_video_frame(z, valid, H, W, patch=self.patch_size)
+
+    def estimate(self, video: Video) -> DepthVideo:
+        check_video(video, "video")
+        T = video.num_frames
+        spans = chunk_spans(T, self.options.chunk_frames, self.options.chunk_overlap)
+        chunks = [self._estimate_chunk(Video(frames=video.frames[s:e], fps=video.fps)) for s, e in spans]
+        depth, scales = stitch_depth_chunks(chunks, spans, T) if len(spans) > 1 else (chunks[0], [1.0])
+        self.last_chunks, self.last_scales = spans, scales
+        model = "spatialtracker-v2" + (f" ({len(spans)} chunks of <= {self.options.chunk_frames} frames, "
+                                       f"overlap {self.options.chunk_overlap})" if len(spans) > 1 else "")
+        return DepthVideo(depth=depth, metric=False, model=model)
 
 
 def _local(path: str | None, field: str) -> str:
@@ -238,12 +390,15 @@ def _factory(options: SpatialTrackerV2Options | None, ctx: Any = None) -> Spatia
     Predictor, VGGT4Track, preprocess = _import_upstream()
     front = VGGT4Track.from_pretrained(front_weights)
     front.eval()
-    front = front.to(options.device)
+    geometry = front_geometry(front, VGGT4Track, front_weights)
+    log.info("spatialtracker-v2: img_size %d, patch_size %d from %s", *geometry)
     model = Predictor.from_pretrained(weights)
     model.spatrack.track_num = options.vo_points
     model.eval()
-    model.to(options.device)  # the upstream Predictor.to returns None: keep our reference
-    return SpatialTrackerV2Depth(model, front, preprocess, options)
+    est = SpatialTrackerV2Depth(model, front, preprocess, options, geometry)
+    est.front = front.to(est.device.device)
+    model.to(est.device.device)  # the upstream Predictor.to returns None: keep our reference
+    return est
 
 
 @hookimpl

@@ -80,11 +80,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from d2f_core import RGBD, Grasp, Manifest, hookimpl
+from d2f_core.geometry import R_TOP_DOWN, zbuffer
 from d2f_core.validate import check_mask
 
 __all__ = ["AntipodalOptions", "AntipodalGrasper"]
 
-_R_TOP_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+_R_TOP_DOWN = R_TOP_DOWN
 """Camera-to-world rotation of the virtual top-down camera (OpenCV axes; looks along world -z)."""
 
 
@@ -366,24 +367,7 @@ class AntipodalGrasper:
         K = np.array([[f, 0, (n - 1) / 2], [0, f, (n - 1) / 2], [0, 0, 1.0]])
         pc = (scene - eye) @ _R_TOP_DOWN  # world -> virtual camera: R^T (p - eye)
         z = pc[:, 2]
-        front = z > 1e-6
-        idx = np.nonzero(front)[0]
-        u = np.rint(f * pc[idx, 0] / z[idx] + K[0, 2]).astype(np.int64)
-        v = np.rint(f * pc[idx, 1] / z[idx] + K[1, 2]).astype(np.int64)
-        offs = np.array([(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-        uu = (u[:, None] + offs[None, :, 0]).ravel()
-        vv = (v[:, None] + offs[None, :, 1]).ravel()
-        ii = np.repeat(idx, len(offs))
-        inside = (uu >= 0) & (uu < n) & (vv >= 0) & (vv < n)
-        uu, vv, ii = uu[inside], vv[inside], ii[inside]
-        key = vv * n + uu
-        order = np.lexsort((ii, z[ii], key))  # per pixel: nearest first (ties: lowest index)
-        key, ii = key[order], ii[order]
-        first = np.ones(len(key), bool)
-        first[1:] = key[1:] != key[:-1]
-        win = np.full(n * n, -1, np.int64)
-        win[key[first]] = ii[first]
-        win = win.reshape(n, n)
+        win = zbuffer(pc, K, (n, n), splat=1)
         depth = np.where(win >= 0, z[np.maximum(win, 0)], 0.0)
         obj_img = (win >= 0) & is_obj[np.maximum(win, 0)]
         seen = np.unique(win[obj_img])

@@ -26,8 +26,15 @@ Conversions at this adapter's edge:
   view's camera frame (``T_cam_world``), float32 metres; colours float32 0-1 (the SDK's input);
   ``lims`` = the object's bounding box in that frame grown by ``lims_margin``.
 * views: the real camera, and (``virtual_top_down``) a virtual camera ``top_down_height`` above
-  the object looking straight down (world -z) at the same cloud, for more vertical grasps
-  (Dream2Flow asks AnyGrasp for 20 grasps from each). ``top_k`` is split between the views.
+  the object looking straight down (world -z), for more vertical grasps (Dream2Flow asks
+  AnyGrasp for 20 grasps from each). ``top_k`` is split between the views. AnyGrasp is trained on
+  single-view partial clouds, so the virtual view gets what that camera would see, not the whole
+  cloud: the cloud is z-buffered in a virtual image (``d2f_core.geometry.zbuffer``, the same code
+  as the antipodal grasper's top-down view: 3 x 3 pixel splats, nearest point per pixel) whose
+  pixel is ``top_down_pixel`` at the object's top (at least 1.2 x the real camera's pixel
+  footprint there, so surfaces have no holes), and a point more than ``occlusion_tolerance``
+  behind the surface shown at its pixel is dropped: points under an overhang (a shelf, a lid,
+  the robot) are culled, the visible surfaces keep all their points.
 * grasp frame: graspnetAPI's gripper frame has x = approach, y = closing direction, z = x cross y,
   origin at the grasp point with the fingertips ``depth`` further along x. Ours (d2f_core.Grasp)
   has z = approach, x = closing, origin between the fingertips, so::
@@ -52,17 +59,20 @@ import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from d2f_core import RGBD, DataError, Grasp, Manifest, hookimpl
+from d2f_core.devices import Needs
+from d2f_core.geometry import R_TOP_DOWN, zbuffer
 from d2f_core.registry import PluginUnavailableError
 from d2f_core.validate import check_mask
 from d2f_plugins._checkout import add_to_path, in_dir
 
-__all__ = ["AnyGraspOptions", "AnyGraspGrasper", "M_ANYGRASP_TO_OURS", "anygrasp_to_ours", "top_down_camera"]
+__all__ = ["AnyGraspOptions", "AnyGraspGrasper", "M_ANYGRASP_TO_OURS", "anygrasp_to_ours", "top_down_camera",
+           "visible_from_top"]
 
 UPSTREAM = "https://github.com/graspnet/anygrasp_sdk"
 INSTALL = (f"install the AnyGrasp SDK and graspnetAPI ({UPSTREAM}#installation), copy gsnet.so and lib_cxx.so "
@@ -87,6 +97,12 @@ class AnyGraspOptions(BaseModel):
         "also ask for grasps from a virtual camera looking straight down at the cloud (Dream2Flow: 20 + 20)"))
     top_down_height: float = Field(default=0.5, gt=0.0, description=(
         "height of the virtual top-down camera above the object's highest point, metres"))
+    top_down_pixel: float = Field(default=0.003, gt=0.0, description=(
+        "pixel size of the virtual top-down view at the object's top, metres (raised to 1.2 x the real "
+        "camera's pixel footprint there); the cloud is z-buffered at this resolution"))
+    occlusion_tolerance: float = Field(default=0.01, gt=0.0, description=(
+        "virtual top-down view: a point more than this behind the surface the z-buffer shows at its pixel "
+        "is hidden (culled), metres"))
     context_margin: float = Field(default=0.10, ge=0.0, description=(
         "scene points within this distance of the object's bounding box are given to AnyGrasp "
         "(collision checking), metres"))
@@ -97,6 +113,11 @@ class AnyGraspOptions(BaseModel):
     apply_object_mask: bool = Field(default=True, description="AnyGrasp's objectness filtering (SDK default)")
     collision_detection: bool = Field(default=True, description="AnyGrasp's collision detection (SDK default)")
     dense_grasp: bool = Field(default=False, description="AnyGrasp's dense prediction mode (SDK default off)")
+
+    needs: ClassVar[Needs] = Needs(
+        weights=("checkpoint",), gpu_gb=4.0, disk_gb=0.1, cuda_only=True,
+        source="checkpoint_detection.tar and a machine licence from the AnyGrasp authors "
+               "(https://github.com/graspnet/anygrasp_sdk#license-registration)")
 
 
 def _sdk_dir() -> Path | None:
@@ -148,9 +169,36 @@ def top_down_camera(points_world: np.ndarray, height: float) -> np.ndarray:
     looking straight down (OpenCV axes: z = world -z, x = world +x, y = world -y)."""
     c = points_world.mean(0)
     T = np.eye(4)
-    T[:3, :3] = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+    T[:3, :3] = R_TOP_DOWN
     T[:3, 3] = [c[0], c[1], float(points_world[:, 2].max()) + height]
     return T
+
+
+def visible_from_top(points_world: np.ndarray, T_world_view: np.ndarray, pixel: float, top_height: float,
+                     tolerance: float = 0.01) -> np.ndarray:
+    """Indices of the points a virtual camera at ``T_world_view`` (looking straight down) sees.
+
+    The cloud is z-buffered (:func:`d2f_core.geometry.zbuffer`: 3 x 3 splats, nearest point per
+    pixel) in an image whose pixels are ``pixel`` metres wide ``top_height`` below the camera and
+    which holds every point; a point is visible when it is at most ``tolerance`` metres behind the
+    surface the z-buffer shows at its own pixel. (Keeping only the z-buffer's winners, as the
+    antipodal grasper's sampler does, would also thin the cloud to one point per pixel and drop
+    outline points, which AnyGrasp needs for grasp widths.)"""
+    eye = T_world_view[:3, 3]
+    pc = (np.asarray(points_world, np.float64) - eye) @ T_world_view[:3, :3]  # world -> view
+    f = top_height / pixel
+    front = pc[:, 2] > 1e-3
+    if not front.any():
+        return np.zeros(0, np.int64)
+    half = float(np.max(np.abs(pc[front, :2]) / pc[front, 2:3] * f)) + 2.0
+    n = min(2 * int(np.ceil(half)) + 1, 4097)
+    K = np.array([[f, 0.0, (n - 1) / 2], [0.0, f, (n - 1) / 2], [0.0, 0.0, 1.0]])
+    win = zbuffer(pc, K, (n, n), splat=1)
+    surface = np.where(win >= 0, pc[np.maximum(win, 0), 2], np.inf)
+    idx = np.nonzero(front)[0]
+    u = np.clip(np.rint(f * pc[idx, 0] / pc[idx, 2] + K[0, 2]).astype(np.int64), 0, n - 1)
+    v = np.clip(np.rint(f * pc[idx, 1] / pc[idx, 2] + K[1, 2]).astype(np.int64), 0, n - 1)
+    return idx[pc[idx, 2] <= surface[v, u] + tolerance]
 
 
 def _field(gg: Any, name: str) -> np.ndarray:
@@ -225,11 +273,17 @@ class AnyGraspGrasper:
         lo, hi = obj_w.min(0) - o.context_margin, obj_w.max(0) + o.context_margin
         near = np.all((pts_w >= lo) & (pts_w <= hi), axis=1)
         pts_w, cols = pts_w[near], (rgb[near].astype(np.float32) / 255.0)
-        views = [("camera", rgbd.camera.T_world_cam)]
+        views = [("camera", rgbd.camera.T_world_cam, pts_w, cols)]
         if o.virtual_top_down:
-            views.append(("top-down", top_down_camera(obj_w, o.top_down_height)))
+            T_top = top_down_camera(obj_w, o.top_down_height)
+            cam = rgbd.camera
+            zs = rgbd.depth[mask & rgbd.valid].astype(np.float64)
+            footprint = float(np.median(zs)) * 2.0 / (cam.K[0, 0] + cam.K[1, 1]) if len(zs) else 0.0
+            seen = visible_from_top(pts_w, T_top, max(o.top_down_pixel, 1.2 * footprint), o.top_down_height,
+                                    o.occlusion_tolerance)
+            views.append(("top-down", T_top, pts_w[seen], cols[seen]))
         quota = [top_k // len(views) + (1 if i < top_k % len(views) else 0) for i in range(len(views))]
-        per_view = [self._view(T, pts_w, cols, obj_w, src) for src, T in views]
+        per_view = [self._view(T, p, c, obj_w, src) for src, T, p, c in views]
         chosen = [g for gs, q in zip(per_view, quota) for g in gs[:q]]
         spare = [g for gs, q in zip(per_view, quota) for g in gs[q:]]  # a view with too few: fill from the other
         chosen += sorted(spare, key=lambda g: -g.score)[: top_k - len(chosen)]

@@ -10,8 +10,9 @@ Install (HaMeR is not on PyPI; follow https://github.com/geopavlakos/hamer#insta
     # MANO (licence): register at https://mano.is.tue.mpg.de, put MANO_RIGHT.pkl in _DATA/data/mano/
     export HAMER_DIR=$PWD
 
-HaMeR's ``DefaultPredictor_Lazy`` moves the detector to CUDA unconditionally; with ``device: cpu``
-the adapter builds it with ``Module.cuda`` made a no-op, so it stays on the CPU.
+HaMeR's ``DefaultPredictor_Lazy`` moves the detector to CUDA unconditionally; on the CPU the adapter
+builds it with ``Module.cuda`` made a no-op, so it stays there. ``device: auto`` (the default) is
+CUDA when available; ``dtype: auto`` is float32 (HaMeR's demo runs float32).
 
 The person detector's weights (ViTDet, ``model_final_f05665.pkl`` from
 https://dl.fbaipublicfiles.com/detectron2/ViTDet/COCO/cascade_mask_rcnn_vitdet_h/f328730692/model_final_f05665.pkl)
@@ -38,12 +39,13 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, ClassVar, Iterator, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from d2f_core import DataError, HandTrack, Manifest, ModelInputSpec, Video, hookimpl
+from d2f_core.devices import DEVICE_HELP, DTYPE_HELP, DTypeName, Needs, autocast, choose
 from d2f_core.registry import PluginUnavailableError
 from d2f_core.validate import check_video
 from d2f_plugins._checkout import add_to_path, in_dir
@@ -71,7 +73,17 @@ class HaMeROptions(BaseModel):
     min_hand_keypoints: int = Field(default=4, ge=1, le=21, description=(
         "confident hand keypoints needed for a hand box (demo: more than 3)"))
     rescale_factor: float = Field(default=2.0, gt=0.0, description="hand box padding factor (demo: 2.0)")
-    device: str = Field(default="cpu", description="torch device, e.g. cpu or cuda")
+    device: str = Field(default="auto", description=DEVICE_HELP)
+    dtype: DTypeName = Field(default="auto", description=DTYPE_HELP + "; auto = float32, as HaMeR's demo")
+
+    needs: ClassVar[Needs] = Needs(
+        weights=("detector_weights", "checkpoint"), gpu_gb=8.0, disk_gb=6.5,
+        source="bash fetch_demo_data.sh in the HaMeR checkout (hamer_ckpts, vitpose_ckpts), MANO_RIGHT.pkl "
+               "(https://mano.is.tue.mpg.de) and the ViTDet person detector " + VITDET_URL,
+        default_weights=lambda o: {
+            "detector_weights": Path(o.detector_weights).expanduser() if o.detector_weights else None,
+            "checkpoint": Path(o.checkpoint).expanduser() if o.checkpoint else (
+                (_checkout() / "_DATA" / "hamer_ckpts" / "checkpoints" / "hamer.ckpt") if _checkout() else None)})
 
 
 def _checkout() -> Path | None:
@@ -155,6 +167,8 @@ class HaMeRDetector:
         self.dataset_cls = dataset_cls
         self.root = root
         self.to_device = to_device
+        self.device = choose(self.options.device, self.options.dtype, component="hand hamer",
+                             cuda_dtype=HaMeROptions.needs.cuda_dtype)
 
     def model_input(self, image: np.ndarray) -> np.ndarray:
         """The frame detectron2 and HaMeR's crops receive: uint8 H x W x 3 **BGR** (cv2 order)."""
@@ -194,8 +208,8 @@ class HaMeRDetector:
                               rescale_factor=self.options.rescale_factor)
         batch = default_collate([ds[0]])
         if self.to_device is not None:
-            batch = self.to_device(batch, self.options.device)
-        with torch.no_grad():
+            batch = self.to_device(batch, self.device.device)
+        with torch.no_grad(), autocast(self.device):
             out = self.model(batch)
         kp = _np(out["pred_keypoints_2d"])[0]
         center = _np(batch["box_center"])[0]
@@ -256,7 +270,8 @@ def _factory(options: HaMeROptions | None, ctx: Any = None) -> HaMeRDetector:
         vitpose_model = importlib.import_module("vitpose_model")
     except ImportError as e:
         raise PluginUnavailableError(f"hand plugin 'hamer' cannot import its pipeline ({e}); {INSTALL}") from None
-    device = torch.device(options.device)
+    device = torch.device(choose(options.device, options.dtype, component="hand hamer",
+                             cuda_dtype=HaMeROptions.needs.cuda_dtype).device)
     with in_dir(root):
         model, model_cfg = load_hamer(str(ckpt))
         model = model.to(device)

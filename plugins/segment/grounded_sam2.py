@@ -28,6 +28,10 @@ processors resize and normalise it): ``model_input`` returns exactly that array 
 ``HWC``); a cv2-style BGR image would be a mistake the conformance check
 ``model_input_convention`` catches. The image embedding of the last image is cached, so the
 movable-part re-prompt on the same image does not run SAM 2's encoder again.
+
+Devices (:mod:`d2f_core.devices`): ``device: auto`` = CUDA when available; ``dtype: auto`` runs
+both models under bfloat16 autocast on CUDA, as Grounded-SAM-2's demos do (float16 on GPUs
+without bf16), and float32 on the CPU. Weights stay float32.
 """
 
 from __future__ import annotations
@@ -35,12 +39,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from d2f_core import DataError, Manifest, ModelInputSpec, hookimpl
+from d2f_core.devices import DEVICE_HELP, DTYPE_HELP, DTypeName, Needs, autocast, choose
 from d2f_core.registry import PluginUnavailableError
 from d2f_core.validate import check_image
 
@@ -68,7 +73,14 @@ class GroundedSAM2Options(BaseModel):
         "Grounding DINO text-token threshold (the release uses 0.3)"))
     points_with_box: bool = Field(default=True, description=(
         "with point prompts, also give SAM 2 the detected box (False: points only)"))
-    device: str = Field(default="cpu", description="torch device, e.g. cpu or cuda")
+    device: str = Field(default="auto", description=DEVICE_HELP)
+    dtype: DTypeName = Field(default="auto", description=DTYPE_HELP + "; auto = bfloat16 autocast on CUDA, as "
+                                                                      "Grounded-SAM-2")
+
+    needs: ClassVar[Needs] = Needs(
+        weights=("detector", "sam2_checkpoint"), cuda_dtype="bfloat16", gpu_gb=6.0, gpu_gb_min=3.0, disk_gb=1.6,
+        source="https://huggingface.co/IDEA-Research/grounding-dino-tiny (or -base) and "
+               "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_large.pt")
 
 
 def grounding_prompt(text: str) -> str:
@@ -117,6 +129,8 @@ class GroundedSAM2Segmenter:
         self.detector = detector
         self.sam = sam_predictor
         self._image_key: tuple | None = None
+        self.device = choose(self.options.device, self.options.dtype, component="segmenter grounded-sam2",
+                             cuda_dtype=GroundedSAM2Options.needs.cuda_dtype)
         params = inspect.signature(processor.post_process_grounded_object_detection).parameters
         self._box_kw = "box_threshold" if "box_threshold" in params else "threshold"  # transformers < 4.51 / >=
 
@@ -132,8 +146,8 @@ class GroundedSAM2Segmenter:
         rgb = self.model_input(image)
         H, W = rgb.shape[:2]
         inputs = self.processor(images=Image.fromarray(rgb), text=grounding_prompt(text), return_tensors="pt")
-        inputs = inputs.to(self.options.device)
-        with torch.no_grad():
+        inputs = inputs.to(self.device.device)
+        with torch.no_grad(), autocast(self.device):
             outputs = self.detector(**inputs)
         kw = {self._box_kw: self.options.box_threshold, "text_threshold": self.options.text_threshold}
         res = self.processor.post_process_grounded_object_detection(
@@ -168,8 +182,8 @@ class GroundedSAM2Segmenter:
                 f"box_threshold={self.options.box_threshold} and text_threshold={self.options.text_threshold}); "
                 "name the object differently or lower segmenter.options.box_threshold")
         use_box = box is not None and (pts is None or self.options.points_with_box)
-        self._set_image(rgb)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device):
+            self._set_image(rgb)
             masks, scores, _ = self.sam.predict(
                 point_coords=pts, point_labels=lab, box=box if use_box else None,
                 multimask_output=not use_box)
@@ -203,7 +217,7 @@ def _load_detector(spec: str, device: str) -> tuple[Any, Any]:
     return processor, model.to(device).eval()
 
 
-def _load_sam2(options: GroundedSAM2Options) -> Any:
+def _load_sam2(options: GroundedSAM2Options, device: str) -> Any:
     from sam2.build_sam import build_sam2
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
@@ -212,7 +226,7 @@ def _load_sam2(options: GroundedSAM2Options) -> Any:
         raise DataError(f"segmenter.options.sam2_checkpoint: {ckpt} not found; download a SAM 2 checkpoint "
                         f"({SAM2_CKPTS}) matching sam2_config {options.sam2_config!r}")
     try:
-        model = build_sam2(options.sam2_config, str(ckpt), device=options.device,
+        model = build_sam2(options.sam2_config, str(ckpt), device=device,
                            hydra_overrides_extra=list(options.sam2_overrides))
     except Exception as e:  # hydra MissingConfigException, RuntimeError on mismatched weights
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -232,8 +246,10 @@ def _factory(options: GroundedSAM2Options | None, ctx: Any = None) -> GroundedSA
             + " and ".join(f"segmenter.options.{m}" for m in missing)
             + " (detector: a local Grounding DINO folder, e.g. huggingface-cli download "
               f"IDEA-Research/grounding-dino-tiny --local-dir DIR; sam2_checkpoint: a local SAM 2 .pt, {SAM2_CKPTS})")
-    processor, detector = _load_detector(options.detector, options.device)
-    sam = _load_sam2(options)
+    device = choose(options.device, options.dtype, component="segmenter grounded-sam2",
+                    cuda_dtype=GroundedSAM2Options.needs.cuda_dtype).device
+    processor, detector = _load_detector(options.detector, device)
+    sam = _load_sam2(options, device)
     return GroundedSAM2Segmenter(processor, detector, sam, options)
 
 

@@ -9,6 +9,11 @@ Protocol (Kling API "General Information" and "Image to Video" reference):
   PNG/JPEG, no ``data:`` prefix), ``image_tail`` (the end frame, optional), ``prompt``,
   ``negative_prompt``, ``duration`` ("5" or "10" seconds), ``mode`` ("std"/"pro"), ``cfg_scale``;
   the reply's ``data.task_id`` names the task.
+* mode and end frames: Kling's capability map accepts ``image_tail`` in ``pro`` mode; in ``std``
+  mode only the first-generation model (``kling-v1``, :data:`STD_END_FRAME_MODELS`) takes one,
+  other models refuse the request. ``mode: auto`` (the default) sends ``pro`` when an end frame is
+  given and ``std`` (cheaper) otherwise; an explicit ``mode: std`` with an end frame on a model
+  outside that set is refused before anything is sent, with the fix (``mode: pro`` or ``auto``).
 * ``GET {base_url}/v1/videos/image2video/{task_id}`` until ``data.task_status`` is ``succeed``
   (the video is at ``data.task_result.videos[0].url``) or ``failed`` (``data.task_status_msg``
   says why); ``submitted`` and ``processing`` mean wait.
@@ -61,12 +66,14 @@ from ._adapter_util import (TransientError, VideoServiceError, call_with_retries
                             decode_video_bytes, encode_image, env_secret, http_request, resample_frames,
                             resize_frames, scrub)
 
-__all__ = ["KlingOptions", "KlingVideoModel", "make_jwt", "DEFAULT_BASE_URL"]
+__all__ = ["KlingOptions", "KlingVideoModel", "make_jwt", "DEFAULT_BASE_URL", "choose_mode", "STD_END_FRAME_MODELS"]
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 """The official endpoint for servers outside China (``https://api.klingai.com`` is the older one)."""
 ACCESS_ENV, SECRET_ENV = "KLING_ACCESS_KEY", "KLING_SECRET_KEY"
 ENDPOINT = "/v1/videos/image2video"
+STD_END_FRAME_MODELS = frozenset({"kling-v1"})
+"""Models whose ``std`` mode accepts an end frame (``image_tail``); every other model needs ``pro``."""
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 _ACCOUNT_CODES = {1100, 1101, 1102, 1103, 1304}
 _RETRY_CODES = {1302, 1303}
@@ -101,8 +108,9 @@ class KlingOptions(BaseModel):
                                                         "local stand-in for tests")
     model_name: str = Field("kling-v2-1", description="Kling model, e.g. kling-v1-6, kling-v2-1, "
                                                       "kling-v2-1-master, kling-v2-5-turbo")
-    mode: Literal["std", "pro"] = Field("std", description="std (faster, cheaper) or pro (higher quality; "
-                                                           "most models need pro for an end frame)")
+    mode: Literal["auto", "std", "pro"] = Field("auto", description=(
+        "auto: pro when an end frame is given (Kling takes image_tail in pro mode; in std mode only kling-v1 "
+        "does), std otherwise; std (faster, cheaper) or pro (higher quality) to force one"))
     duration: int = Field(5, description="seconds of video to generate: 5 or 10 (end frames allow 5 only "
                                          "on most models)")
     cfg_scale: float | None = Field(None, ge=0.0, le=1.0, description="prompt adherence 0-1 (not supported "
@@ -129,6 +137,18 @@ class KlingOptions(BaseModel):
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError("must start with http:// or https:// and name a host")
         return v.rstrip("/")
+
+
+def choose_mode(mode: str, model_name: str, end_frame: bool) -> str:
+    """The ``mode`` sent to Kling: ``auto`` -> ``pro`` with an end frame, ``std`` without; an explicit
+    ``std`` with an end frame on a model whose std mode refuses ``image_tail`` -> ValueError with the fix."""
+    if mode == "auto":
+        return "pro" if end_frame else "std"
+    if mode == "std" and end_frame and model_name not in STD_END_FRAME_MODELS:
+        raise ValueError(f"last_image: Kling's std mode refuses an end frame (image_tail) for {model_name} "
+                         f"(only {', '.join(sorted(STD_END_FRAME_MODELS))} take one in std); set "
+                         "video.options.mode=pro (or auto, which picks pro for end frames), or drop the end frame")
+    return mode
 
 
 # --------------------------------------------------------------------------- the model
@@ -236,9 +256,10 @@ class KlingVideoModel:
                  num_frames: int = 49, seed: int | None = None) -> Video:
         n = check_generate_inputs(image, prompt, last_image, num_frames)
         o = self.options
+        mode = choose_mode(o.mode, o.model_name, last_image is not None)
         img_b64, sent_hw = self._prepare(image, "image")
         body: dict[str, Any] = {"model_name": o.model_name, "image": img_b64, "prompt": prompt,
-                                "duration": str(o.duration), "mode": o.mode}
+                                "duration": str(o.duration), "mode": mode}
         if o.negative_prompt:
             body["negative_prompt"] = o.negative_prompt
         if o.cfg_scale is not None:
@@ -304,7 +325,7 @@ class KlingVideoModel:
         H0, W0 = image.shape[:2]
         frames = resize_frames(frames, H0, W0)
         self.last_task.update(received_frames=total, received_fps=fps, received_size=(h, w), sent_size=sent_hw)
-        model = (f"kling:{o.model_name} (task {task_id}; {total} frames at {fps:g} fps resampled to {n}; "
+        model = (f"kling:{o.model_name} (mode {mode}; task {task_id}; {total} frames at {fps:g} fps resampled to {n}; "
                  f"{w}x{h} resized to {W0}x{H0}; no seed support)")
         return Video(frames=frames, fps=out_fps, model=model, prompt=prompt, seed=None)
 

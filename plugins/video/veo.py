@@ -13,7 +13,13 @@ Two backends, chosen by the ``vertexai`` option:
   ``genai.Client(api_key=KEY, http_options=HttpOptions(base_url=options.base_url, timeout=...))``.
   google-genai 3.0 removed Veo from this mode (``generate_videos`` raises before sending), so it
   needs google-genai >= 1.42 (the first that sends ``lastFrame`` here) and < 3; the ``veo`` extra
-  pins that. With google-genai 3.x the adapter stops with one line saying so. On the wire (as
+  pins that. With google-genai 3.x the adapter stops with one line saying so. Checked against the
+  released wheels' source (``google/genai/models.py``): 1.41.0 raises "last_frame parameter is
+  not supported in Gemini API"; 1.42.0 sends ``instances[0].lastFrame``; 2.34.0 (installed here)
+  sends ``{model}:predictLongRunning`` in this mode; 3.0.0 and 3.6.1 ``Models._generate_videos``
+  raise ``ValueError("This method is only supported in Gemini Enterprise Agent Platform mode, not
+  in Gemini Developer API mode.")`` before any request (Vertex AI mode unchanged). The GitHub
+  main branch mirrored here (2.19.0) still has the Developer API path: the removal came with 3.0. On the wire (as
   google-genai 2.34 sends it, and as the Gemini API's video generation REST docs show it):
 
   - ``POST {base}/v1beta/models/{model}:predictLongRunning``, header ``x-goog-api-key``, body

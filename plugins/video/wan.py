@@ -23,24 +23,39 @@ What the adapter does at its edge:
 * end frame: with FLF2V weights (``transformer.config.pos_embed_seq_len`` set) ``last_image``
   goes to the pipeline's ``last_image``. Without ``last_image`` an FLF2V model gets the first
   frame as both CLIP image contexts (it needs two) and only the first frame as the video
-  condition; ``Video.model`` says so. I2V weights refuse ``last_image`` with a ValueError.
+  condition; ``Video.model`` says so. This is done by the pipeline subclass the adapter loads
+  (:class:`_WanPipeline`, whose ``encode_image`` doubles a lone image when asked), not by patching
+  the loaded pipeline. I2V weights refuse ``last_image`` with a ValueError.
 * output: diffusers returns floats 0-1 (``output_type="np"``); frames become uint8 RGB.
 * seed: a CPU ``torch.Generator`` seeded with ``seed`` (random when None; the seed used is
   recorded in ``Video.seed``), so the same seed gives the same frames on the same device.
+
+Devices and memory (:mod:`d2f_core.devices`): ``device: auto`` runs on CUDA when available,
+``dtype: auto`` loads the transformer and text encoder in bfloat16 on CUDA (float16 on GPUs
+without bf16) with the VAE and CLIP image encoder in float32, as the diffusers example does,
+and everything in float32 on the CPU. The dtype keyword is the one the installed diffusers'
+``from_pretrained`` documents (``dtype`` since it renamed ``torch_dtype``), and the loaded
+components' dtypes are checked afterwards. For GPUs with less memory than the 14B model needs
+(about 40 GB in bf16 for the transformer, UMT5 text encoder and CLIP together), ``cpu_offload:
+model`` (diffusers' ``enable_model_cpu_offload``: one model on the GPU at a time, the 28 GB
+transformer being the peak) or ``sequential`` (``enable_sequential_cpu_offload``: layer by
+layer, slow, a few GB) and ``vae_tiling: true`` (decode in tiles) lower the peak.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from d2f_core import Manifest, ModelInputSpec, Video, hookimpl
+from d2f_core.devices import DEVICE_HELP, DTypeName, Needs, choose
 from d2f_core.registry import PluginError, PluginUnavailableError
 from d2f_core.validate import check_image
 
@@ -75,13 +90,22 @@ class WanOptions(BaseModel):
                                                          "overrides max_area; snapped down to a multiple of 16)")
     width: int | None = Field(None, ge=16, description="model resolution width, pixels (with height)")
     fps: float = Field(16.0, gt=0, description="frame rate of the generated video, Hz (Wan 2.1: 16)")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="weights' dtype; auto = float32 on the CPU, bfloat16 elsewhere (VAE and image "
-                            "encoder stay float32)")
-    device: str = Field("cpu", description="torch device, e.g. cpu, cuda, cuda:1")
-    cpu_offload: bool = Field(False, description="diffusers' enable_model_cpu_offload (moves each model to "
-                                                 "`device` only while it runs; for GPUs with little memory)")
+    dtype: DTypeName = Field(
+        "auto", description="weights' dtype; auto = bfloat16 on CUDA (float16 without bf16 support), float32 on "
+                            "the CPU (VAE and image encoder stay float32)")
+    device: str = Field("auto", description=DEVICE_HELP)
+    cpu_offload: bool | Literal["model", "sequential"] = Field(
+        False, description="diffusers' CPU offload for GPUs with little memory: model (or true) = "
+                           "enable_model_cpu_offload, one model on the GPU at a time; sequential = "
+                           "enable_sequential_cpu_offload, layer by layer (slowest, least memory)")
+    vae_tiling: bool = Field(False, description="decode the video latents in tiles (the VAE's enable_tiling): "
+                                                "less GPU memory at the decode")
     max_sequence_length: int = Field(512, ge=8, description="prompt tokens (longer prompts are truncated)")
+
+    needs: ClassVar[Needs] = Needs(
+        weights=("weights",), cuda_dtype="bfloat16", gpu_gb=40.0, gpu_gb_min=30.0, disk_gb=70.0,
+        source=f"https://huggingface.co/{I2V_REPO} (or {FLF2V_REPO})",
+        memory_options="cpu_offload: model | sequential, vae_tiling: true")
 
     @model_validator(mode="after")
     def _both_sizes(self) -> "WanOptions":
@@ -108,6 +132,31 @@ def model_resolution(height: int, width: int, *, multiple: int = 16, max_area: i
         aspect = height / width
         h, w = round(math.sqrt(max_area * aspect)), round(math.sqrt(max_area / aspect))
     return max(multiple, h // multiple * multiple), max(multiple, w // multiple * multiple)
+
+
+def _dtype_keyword(from_pretrained: Any) -> str:
+    """The dtype keyword the installed diffusers' ``from_pretrained`` documents: ``dtype`` (diffusers
+    renamed ``torch_dtype``, which still works with a deprecation warning) or ``torch_dtype``."""
+    doc = getattr(from_pretrained, "__doc__", None) or ""
+    names = set(re.findall(r"^\s*(dtype|torch_dtype) \(", doc, re.M))
+    return "dtype" if "dtype" in names else "torch_dtype"
+
+
+def _pipeline_class() -> Any:
+    """``WanImageToVideoPipeline`` with an ``encode_image`` that can give a lone image twice (FLF2V
+    weights without an end frame need two CLIP contexts)."""
+    from diffusers import WanImageToVideoPipeline
+
+    class _WanPipeline(WanImageToVideoPipeline):
+        _d2f_first_frame_twice = False
+
+        def encode_image(self, image, device=None):  # noqa: ANN001 - diffusers' signature
+            if self._d2f_first_frame_twice and not isinstance(image, (list, tuple)):
+                image = [image, image]
+            return super().encode_image(image, device)
+
+    _WanPipeline.__name__ = _WanPipeline.__qualname__ = "WanImageToVideoPipeline"
+    return _WanPipeline
 
 
 def _weights_error(text: str) -> PluginUnavailableError:
@@ -163,25 +212,41 @@ class WanVideoModel:
             raise PluginUnavailableError("video plugin 'wan2.1' needs ftfy (not installed): "
                                          "pip install 'dream2flow[wan]'") from None
         self._torch = torch
-        dtype_name = o.dtype if o.dtype != "auto" else ("float32" if o.device == "cpu" else "bfloat16")
-        dtype = getattr(torch, dtype_name)
+        self.device = choose(o.device, o.dtype, component="video wan2.1", cuda_dtype=WanOptions.needs.cuda_dtype)
+        dtype = self.device.torch_dtype()
         torch_dtype: Any = dtype if dtype == torch.float32 else {
             "default": dtype, "vae": torch.float32, "image_encoder": torch.float32}
-        from diffusers.pipelines import pipeline_utils
-        dtype_kw = "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"  # renamed in 0.4x
+        cls = _pipeline_class()
+        dtype_kw = _dtype_keyword(WanImageToVideoPipeline.from_pretrained)
         try:
-            pipe = WanImageToVideoPipeline.from_pretrained(str(self.weights), local_files_only=True,
-                                                           **{dtype_kw: torch_dtype})
+            pipe = cls.from_pretrained(str(self.weights), local_files_only=True, **{dtype_kw: torch_dtype})
         except Exception as e:  # noqa: BLE001 - any loading problem is one line
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise PluginError(f"video plugin 'wan2.1': cannot load the pipeline from {self.weights} "
                               f"({type(e).__name__}: {first}); check that the folder is a complete "
                               f"download of {I2V_REPO} or {FLF2V_REPO}") from None
+        got = {"transformer": pipe.transformer.dtype, "vae": pipe.vae.dtype}
+        want = {"transformer": dtype, "vae": torch.float32}
+        wrong = {k: v for k, v in got.items() if v != want[k]}
+        if wrong:
+            raise PluginError(f"video plugin 'wan2.1': loaded with {dtype_kw}= but got "
+                              + ", ".join(f"{k} {v} (asked {want[k]})" for k, v in wrong.items())
+                              + "; this diffusers version does not take per-component dtypes: pip install -U "
+                                "'diffusers>=0.33'")
         pipe.set_progress_bar_config(disable=True)
-        if o.cpu_offload:
-            pipe.enable_model_cpu_offload(device=o.device)
+        offload = "model" if o.cpu_offload is True else (o.cpu_offload or None)
+        if offload and not self.device.is_cuda:
+            raise PluginError(f"video plugin 'wan2.1': cpu_offload={o.cpu_offload!r} moves models to a GPU while "
+                              f"they run, but the device is {self.device.device}; drop cpu_offload or use CUDA")
+        if offload == "model":
+            pipe.enable_model_cpu_offload(device=self.device.device)
+        elif offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=self.device.device)
         else:
-            pipe.to(o.device)
+            pipe.to(self.device.device)
+        if o.vae_tiling:
+            pipe.vae.enable_tiling()
+        self.offload = offload
         self.pipe = pipe
         tcfg = pipe.transformer.config
         self.flf2v = getattr(tcfg, "pos_embed_seq_len", None) is not None
@@ -227,20 +292,13 @@ class WanVideoModel:
                                   max_sequence_length=o.max_sequence_length)
         if last is not None:
             kw["last_image"] = last
-        duplicate_context = self.flf2v and last is None
-        if duplicate_context:  # FLF2V's image embedding expects two CLIP contexts
-            own = self.pipe.__dict__.get("encode_image")
-            encode = self.pipe.encode_image
-            self.pipe.encode_image = lambda img, device=None: encode([img, img], device)
+        duplicate_context = self.flf2v and last is None  # FLF2V's image embedding expects two CLIP contexts
+        self.pipe._d2f_first_frame_twice = duplicate_context
         try:
             with torch.inference_mode():
                 out = self.pipe(**kw)
         finally:
-            if duplicate_context:
-                if own is not None:
-                    self.pipe.encode_image = own
-                else:
-                    del self.pipe.encode_image
+            self.pipe._d2f_first_frame_twice = False
         frames = np.asarray(out.frames[0], dtype=np.float32)
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise PluginError(f"video plugin 'wan2.1': the pipeline returned frames of shape {frames.shape}, "

@@ -3,7 +3,9 @@
 ``CoTrackerPredictor(checkpoint, offline=True, v2=False, window_len=60)`` and
 ``CoTrackerOnlinePredictor(checkpoint, offline=False, v2=False, window_len=16)``; both resize the
 video to the model resolution, scale the queries into it and the tracks back, and return
-visibility as bool (offline: probability > 0.9; online: visibility * confidence > 0.6).
+visibility as bool (offline: probability > 0.9; online: visibility * confidence > 0.6). As upstream,
+the online predictor drops the support grid from a step's output only when that call passes
+``add_support_grid=True``.
 """
 
 from __future__ import annotations
@@ -114,5 +116,6 @@ class CoTrackerOnlinePredictor(torch.nn.Module):
             self.queries = q
             return (None, None)
         tracks, vis, conf, _ = self.model(_to_model(video_chunk, hw), self.queries, iters=6, is_online=True)
-        tracks, vis, conf = tracks[:, :, : self.N], vis[:, :, : self.N], conf[:, :, : self.N]
+        if add_support_grid:  # as upstream: the support grid is dropped only when this call says so
+            tracks, vis, conf = tracks[:, :, : self.N], vis[:, :, : self.N], conf[:, :, : self.N]
         return tracks * _scale(H, W, hw, inverse=True), (vis * conf) > 0.6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import torch
@@ -14,15 +15,21 @@ def depth_of_rgb01(video01: torch.Tensor) -> torch.Tensor:
 
 
 class VGGT4Track(torch.nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, img_size=518, patch_size=14, embed_dim=1024) -> None:
         super().__init__()
         self.focal_scale = torch.nn.Parameter(torch.tensor(1.0), requires_grad=False)
+        # as huggingface_hub's PyTorchModelHubMixin records the init arguments (saved as config.json)
+        self._hub_mixin_config = {"img_size": img_size, "patch_size": patch_size, "embed_dim": embed_dim}
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         path = str(pretrained_model_name_or_path)
         if not os.path.isdir(path):
             raise OSError(f"stand-in VGGT4Track: {path} is not a local folder (the stand-in never downloads)")
+        cfg = os.path.join(path, "config.json")
+        if os.path.isfile(cfg):  # the mixin builds the model from its saved config
+            with open(cfg) as f:
+                return cls(**json.load(f))
         return cls()
 
     def forward(self, images: torch.Tensor) -> dict:
