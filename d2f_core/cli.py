@@ -13,9 +13,13 @@ Commands (names and options are contracts; users and acceptance tests call them)
   d2f flow extract --scene DIR [--config FILE] [--set key=value ...] --out FLOW.npz [--camera NAME]
   d2f world show TASK --embodiment NAME --out FILE.png
   d2f world oracle TASK --out DIR
+  d2f doctor [CONFIG] [--set key=value ...] [--json]
+                                           can CONFIG run here (libraries, weights, keys, device, GPU
+                                           memory, headless GL); exit 1 if not
 
-Errors are one line naming the problem and the fix (exit code 2 for bad input, 1 for failures);
-set D2F_DEBUG=1 for tracebacks.
+Errors are one line naming the problem and the fix (exit code 2 for bad input, 1 for failures); the
+text is printed as plain text (never rich markup) and clipped; `d2f --debug ...` (or D2F_DEBUG=1) shows
+the traceback instead. One process at a time owns a run folder (``.d2f.lock`` holds its PID).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import typer
 
 from .cli_common import console as _console
 from .cli_common import fail as _fail
+from .cli_common import os_error_line as _os_error_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="dream2flow: generated video -> 3D object flow -> robot actions.")
@@ -38,10 +43,34 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
-    from .pipeline import StageError
+    from .pipeline import RunFolderInUse, StageError
     from .registry import PluginError
     from .types import DataError
-    return (ConfigError, PluginError, DataError, StageError, FileNotFoundError)
+    return (ConfigError, PluginError, DataError, StageError, OSError, RunFolderInUse)
+
+
+def _fail_known(e: BaseException, code: int | None = None) -> None:
+    """One line for a known error: an OSError names the path and says what to do (exit 2)."""
+    if code is None:
+        code = 1 if type(e).__name__ == "StageError" else 2
+    if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+        _fail(_os_error_line(e), code=code)
+    _fail(str(e), code=code)
+
+
+def _out_folder(out: str) -> Path:
+    """--out as a Path; an empty value is an error (Path('') would silently be the current folder)."""
+    if not str(out).strip():
+        _fail("--out '': empty folder name; give the folder to write, e.g. --out runs/try1")
+    return Path(out)
+
+
+@app.callback()
+def _main_options(debug: bool = typer.Option(False, "--debug", help="show the full traceback of an error")) -> None:
+    """dream2flow: generated video -> 3D object flow -> robot actions."""
+    if debug:
+        import os
+        os.environ["D2F_DEBUG"] = "1"
 
 
 @app.command()
@@ -54,6 +83,12 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="print a JSON lis
     except _known_errors() as e:
         _fail(str(e))
     if kind:
+        from .protocols import KINDS
+        if kind not in KINDS:
+            import difflib
+            close = difflib.get_close_matches(kind, KINDS, n=1)
+            _fail(f"--kind {kind[:60]!r}: not a component kind" + (f"; did you mean {close[0]!r}?" if close else "")
+                  + f" Kinds: {', '.join(KINDS)}")
         rows = [r for r in rows if r["kind"] == kind]
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -133,6 +168,10 @@ def _run(config: Path | str, seed: Optional[int], out: Optional[Path], overrides
     from .observers import RichProgress
     from .pipeline import Run
     from .registry import get_registry
+    if out is not None and not str(out).strip():
+        from .config import ConfigError
+        raise ConfigError("--out '': empty folder name; give the run folder, e.g. --out runs/try1 "
+                          "(or leave --out out for runs/NAME-seedN)")
     cfg = load_config(config, overrides)
     seed = cfg.seed if seed is None else seed
     out = Path(out) if out else Path("runs") / f"{cfg.name}-seed{seed}"
@@ -151,13 +190,13 @@ def _run(config: Path | str, seed: Optional[int], out: Optional[Path], overrides
 @app.command()
 def run(config: Path = typer.Argument(..., help="YAML run config"),
         seed: Optional[int] = typer.Option(None, "--seed", help="random seed (default: the config's)"),
-        out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/NAME-seedN)"),
+        out: Optional[str] = typer.Option(None, "--out", help="run folder (default runs/NAME-seedN)"),
         overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. solver.options.w_flow=5")) -> None:
     """Compose the configured plugins, run the stages, write DIR/result.json."""
     try:
         result = _run(config, seed, out, overrides or [], allow_partial=False)
     except _known_errors() as e:
-        _fail(str(e), code=1 if type(e).__name__ == "StageError" else 2)
+        _fail_known(e)
     if result.get("success") is False:
         raise typer.Exit(1)
 
@@ -165,13 +204,14 @@ def run(config: Path = typer.Argument(..., help="YAML run config"),
 @app.command("eval")
 def eval_(config: str = typer.Argument(..., help="YAML run config or a shipped recipe name"),
           seeds: str = typer.Option(..., "--seeds", help="seeds: a range A-B, a list 0,3,5 or one seed"),
-          out: Path = typer.Option(..., "--out", help="evaluation folder: seed<S>/ run folders and summary.json"),
+          out: str = typer.Option(..., "--out", help="evaluation folder: seed<S>/ run folders and summary.json"),
           overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. solver.plugin=avdc"),
           resume: bool = typer.Option(False, "--resume", help="reuse finished episodes made with the same config")) -> None:
     """Run one episode per seed (perception cached per seed); write DIR/summary.json."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .acting.evaluate import evaluate, parse_seeds
+    out = _out_folder(out)
     try:
         seed_list = parse_seeds(seeds)
     except ValueError as e:
@@ -200,22 +240,44 @@ def eval_(config: str = typer.Argument(..., help="YAML run config or a shipped r
 
 @app.command("train")
 def train_command(config: str = typer.Argument(..., help="YAML run config or a shipped recipe name"),
-                  out: Path = typer.Option(..., "--out", help="training folder: checkpoints, log.csv, the trained model"),
+                  out: str = typer.Option(..., "--out", help="training folder: checkpoints, log.csv, the trained model"),
                   resume: bool = typer.Option(False, "--resume", help="continue the training in --out from its last "
                                               "checkpoint"),
                   seed: Optional[int] = typer.Option(None, "--seed", help="seed (default: train.seed, then the config's)"),
                   overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. train.steps=20")) -> None:
     """Train what the config learns (a trainable dynamics model, a solver that trains); --resume continues."""
     from .acting.train import TrainError, load_train_config, train
+    out = _out_folder(out)
     try:
         cfg, options = load_train_config(config, overrides or [])
         status = train(cfg, out, train_config=options, resume=resume, seed=seed, console=_console(stderr=True))
     except (TrainError, *_known_errors()) as e:
-        _fail(str(e), code=1 if type(e).__name__ == "StageError" else 2)
+        _fail_known(e)
     except Exception as e:  # noqa: BLE001 - a learner failed: one line (D2F_DEBUG=1 for the traceback)
         _fail(f"training failed: {type(e).__name__}: {e} (state kept in {out}; fix and run again with --resume)",
               code=1)
     _console().print(f"trained {', '.join(status.get('learners', {}))}: {out} (log.csv, train.json)", markup=False)
+
+
+@app.command()
+def doctor(config: Optional[str] = typer.Argument(None, help="YAML run config or a shipped recipe name "
+                                                 "(default: real/bread_in_bowl, the paper's real models)"),
+           overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. video.plugin=veo3"),
+           as_json: bool = typer.Option(False, "--json", help="print the report as JSON")) -> None:
+    """Check that CONFIG can run here: libraries, weights, API keys, device, GPU memory, GL; exit 1 if not."""
+    from dataclasses import asdict
+
+    from .doctor import diagnose
+    report = diagnose(config, overrides=overrides or [])
+    if as_json:
+        data = asdict(report)
+        data["ok"] = report.ok
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        for line in report.lines():
+            sys.stdout.write(line + "\n")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def demo_config_path() -> Path:
@@ -228,14 +290,14 @@ def demo_config_path() -> Path:
 
 
 @app.command()
-def demo(out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/demo-seedN)"),
+def demo(out: Optional[str] = typer.Option(None, "--out", help="run folder (default runs/demo-seedN)"),
          seed: Optional[int] = typer.Option(None, "--seed", help="random seed"),
          overrides: Optional[List[str]] = typer.Option(None, "--set", help="override a config value")) -> None:
     """Run configs/demo.yaml, the embedded default. Stops, saying so, where a plugin is missing."""
     try:
         result = _run(demo_config_path(), seed, out, overrides or [], allow_partial=True)
     except _known_errors() as e:
-        _fail(str(e), code=1)
+        _fail_known(e, code=1)
     if result.get("stopped_at") or result.get("success") is False:
         raise typer.Exit(1)
 
@@ -263,15 +325,15 @@ def flow_extract(
                          observers=[observer])
     except _known_errors() as e:
         observer._stop_status()
-        _fail(str(e), code=1 if type(e).__name__ == "StageError" else 2)
-    except (ValueError, OSError) as e:  # anything else a bad scene can raise: still one line
+        _fail_known(e)
+    except ValueError as e:  # anything else a bad scene can raise: still one line
         observer._stop_status()
         _fail(f"{type(e).__name__}: {e}")
     c = _console()
     for s in result.get("stand_ins", []):
-        c.print(f"stand-in: {s['kind']} = {s['plugin']} ({s['what']})")
+        c.print(f"stand-in: {s['kind']} = {s['plugin']} ({s['what']})", markup=False)
     for name, path in result["outputs"].items():
-        c.print(f"{name}: {path}")
+        c.print(f"{name}: {path}", markup=False)
 
 
 def _add_world_commands() -> None:
@@ -290,6 +352,8 @@ _add_world_commands()
 def main() -> None:
     try:
         app()
+    except SystemExit:
+        raise
     except KeyboardInterrupt:
         if len(sys.argv) > 1 and sys.argv[1] == "train":
             text = "interrupted: the training folder keeps its last checkpoint; continue with the same command and --resume"
@@ -297,6 +361,14 @@ def main() -> None:
             text = "interrupted: the run folder keeps the finished stages; run again to resume"
         _console(stderr=True).print(text, markup=False)
         sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - nothing escapes as a traceback unless --debug / D2F_DEBUG=1
+        import os
+        if os.environ.get("D2F_DEBUG"):
+            raise
+        from .cli_common import one_line
+        _console(stderr=True).print(f"error: {one_line(f'{type(e).__name__}: {e}')} (unexpected; run again with "
+                                    "d2f --debug ... for the traceback and report it)", markup=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import typer
 
 from .cli_common import console as _console
 from .cli_common import fail as _fail
+from .cli_common import os_error_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulated worlds: pictures of tasks and oracle scene folders.")
@@ -34,7 +35,37 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 def _known_errors() -> tuple[type[BaseException], ...]:
     from .registry import PluginError
     from .types import DataError
-    return (PluginError, DataError, ValueError, FileNotFoundError)
+    return (PluginError, DataError, ValueError, OSError)
+
+
+def _fail_known(e: BaseException) -> None:
+    if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+        _fail(os_error_line(e))
+    _fail(str(e))
+
+
+def _check_gl() -> None:
+    """A MUJOCO_GL that cannot render is one line before any world is built (as under `d2f run`)."""
+    from .gl import gl_choice
+    problem = gl_choice().problem
+    if problem and gl_choice().backend is not None:
+        _fail(problem)
+
+
+def _check_out(out: Path, kind: str) -> None:
+    """--out must be writable: a file where a folder is needed, or a folder where a file is, is one line."""
+    if not str(out).strip() or str(out) == ".":
+        _fail(f"--out: empty path; give the {kind} to write")
+    target = out if kind == "folder" else out.parent
+    for parent in [target, *target.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                _fail(f"--out {out}: {parent} is a file, not a folder; choose another --out")
+            if not os.access(parent, os.W_OK):
+                _fail(f"--out {out}: {parent} is not writable; choose a folder you can write")
+            break
+    if kind == "file" and out.is_dir():
+        _fail(f"--out {out}: is a folder; give a .png file name")
 
 
 def _build(world_plugin: str, task: str, embodiment: str, seed: int, width: int, height: int,
@@ -81,14 +112,19 @@ def show(task: str = typer.Argument(..., help="task, e.g. open_door, bread_in_bo
     """Render the initial scene of TASK with the robot of --embodiment to a PNG."""
     if out.suffix.lower() != ".png":
         _fail(f"--out {out}: give a .png file name")
+    _check_out(out, "file")
+    _check_gl()
     try:
         world, obs = _build(world_plugin, task, embodiment, seed, width, height, camera)
         rgb = obs.rgbd.rgb if obs.rgbd is not None else world.render().rgb
         robot = getattr(world.embodiment, "robot", embodiment) if hasattr(world, "embodiment") else embodiment
     except _known_errors() as e:
-        _fail(str(e))
-    _save_png(out, rgb)
-    _console().print(f"wrote {out} ({task}, {embodiment} = {robot}, seed {seed}, {width}x{height})")
+        _fail_known(e)
+    try:
+        _save_png(out, rgb)
+    except OSError as e:
+        _fail_known(e)
+    _console().print(f"wrote {out} ({task}, {embodiment} = {robot}, seed {seed}, {width}x{height})", markup=False)
 
 
 @app.command("oracle")
@@ -103,6 +139,8 @@ def oracle(task: str = typer.Argument(..., help="task, e.g. open_door, bread_in_
     """Write a scene folder (official layout) from the world's oracle rollout, plus oracle_truth.npz."""
     if num_frames < 2:
         _fail(f"--num-frames {num_frames}: a video needs at least 2 frames")
+    _check_out(out, "folder")
+    _check_gl()
     try:
         from .flow.scene import write_scene
 
@@ -117,8 +155,8 @@ def oracle(task: str = typer.Argument(..., help="task, e.g. open_door, bread_in_
                     mask=mask, camera_name=rgbd.camera.name)
         rollout.save_truth(out / "oracle_truth.npz")
     except _known_errors() as e:
-        _fail(str(e))
+        _fail_known(e)
     ok = "passes" if rollout.success else "FAILS"
     _console().print(f"wrote {out}/ ({task}, seed {seed}, {num_frames} frames at {rollout.fps:g} fps, "
                      f"{width}x{height}); the oracle's final state {ok} the task's success check; "
-                     f"rgb.mp4 is a simulator STAND-IN for a generated video")
+                     f"rgb.mp4 is a simulator STAND-IN for a generated video", markup=False)

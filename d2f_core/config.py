@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .protocols import KIND_SPECS, KINDS
 
@@ -126,11 +127,48 @@ class _RunConfigBase(_Strict):
     task: TaskConfig | None = None
     scene: str | None = Field(None, description="scene folder (official layout) instead of a world")
     scene_camera: str | None = Field(None, description="camera name in the scene's calibration file")
+    scene_depth_scale: float | None = Field(None, gt=0, description="metres per unit of the scene's "
+                                            "initial_depth file when it is not in metres (0.001 for millimetres)")
     flow: FlowConfig = Field(default_factory=FlowConfig)
     grasp: GraspConfig = Field(default_factory=GraspConfig)
     execute: ExecuteConfig = Field(default_factory=ExecuteConfig)
     train: TrainConfig = Field(default_factory=TrainConfig, description="options of `d2f train` (steps, "
                                "transitions, chunk, checkpoint_every, keep, log_every, seed, tensorboard)")
+    weights: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="local weights per component, keyed by the plugin's name: "
+        "{PLUGIN: {OPTION: PATH}}, e.g. {wan2.1: {weights: $D2F_WEIGHTS/Wan2.1-I2V-14B-480P-Diffusers}}; "
+        "~ and $VARIABLES are expanded; fills the options of the component using that plugin that its "
+        "own options do not set; entries for plugins the run does not use are ignored")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        import re
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}", v or "") or ".." in v:
+            raise ValueError(f"{v[:80]!r} is not a plain run name (it names the folder runs/NAME-seedN): use letters, "
+                             "digits, _ . + - (no / or .., at most 100 characters), or choose the folder with --out")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_keys(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        kinds = {k.name for k in KIND_SPECS}
+        for key in v:
+            if key in kinds:
+                raise ValueError(f"weights.{key}: {key!r} is a component kind; key the weights by the plugin's name "
+                                 f"(e.g. weights: {{wan2.1: {{weights: DIR}}}}), so switching {key}.plugin does not "
+                                 "hand them to another plugin")
+        return v
+
+    @model_validator(mode="after")
+    def _fill_weights(self) -> "_RunConfigBase":
+        for spec in KIND_SPECS:
+            comp = getattr(self, spec.name, None)
+            if comp is None or comp.plugin not in self.weights:
+                continue
+            for option, path in self.weights[comp.plugin].items():
+                comp.options.setdefault(option, expand_path(path))
+        return self
 
     def component(self, kind: str) -> ComponentConfig | None:
         if kind not in KINDS:
@@ -148,6 +186,11 @@ RunConfig = create_model(  # type: ignore[call-overload]
 RunConfig.__doc__ = _RunConfigBase.__doc__
 
 
+def expand_path(path: str) -> str:
+    """``~`` and ``$VARIABLES`` expanded (an unset variable stays as written, so the error names it)."""
+    return os.path.expanduser(os.path.expandvars(str(path)))
+
+
 # ----------------------------------------------------------------------------- overrides
 
 
@@ -155,7 +198,7 @@ def parse_value(text: str) -> Any:
     """YAML-typed value of an override (``5`` -> int, ``true`` -> bool, ``[1, 2]`` -> list)."""
     try:
         return yaml.safe_load(text) if text != "" else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -212,14 +255,29 @@ def _format_validation(e: ValidationError, source: str) -> str:
             msg = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "") + (
                 f" Valid keys: {', '.join(valid)}" if valid else "")
         elif err["type"] != "missing" and "input" in err:
-            msg += f" (got {err['input']!r})"
+            got = repr(err["input"])
+            msg += f" (got {got[:160] + f'... ({len(got) - 160} more characters)' if len(got) > 200 else got})"
         lines.append(f"{source}: {path}: {msg}")
     return "\n".join(lines)
 
 
+def _check_finite(node: Any, path: str, source: str) -> None:
+    """No .inf / .nan anywhere in a config: no option of a run means anything with them."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{source}: {path or 'value'}: {node!r} is not a finite number; give a finite value")
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_finite(v, f"{path}.{k}" if path else str(k), source)
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            _check_finite(v, f"{path}[{i}]", source)
+
+
 def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
+    data = _deepcopy(dict(data), budget=[MAX_CONFIG_VALUES], source=source)
+    _check_finite(data, "", source)
     try:
-        return RunConfig.model_validate(dict(data))
+        return RunConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_validation(e, source)) from None
 
@@ -235,35 +293,40 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             p = Path(path)
             if not p.is_file():
                 p = resolve_recipe(p)
-            try:
-                raw = yaml.safe_load(p.read_text()) or {}
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{p}: not valid YAML: {e}") from None
+            raw = read_yaml(p, ConfigError) or {}
     else:
         raw = data
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping (task:, world:, video:, ...)")
-    raw = apply_overrides(_deepcopy(raw), list(overrides))
+    raw = apply_overrides(_deepcopy(raw, budget=[MAX_CONFIG_VALUES], source=source), list(overrides))
     return config_from_dict(raw, source=source)
 
 
 def recipes() -> dict[str, Path]:
-    """The configs shipped with the package (``configs/*.yaml``, package ``d2f_configs``): name -> path."""
+    """The configs shipped with the package (``configs/*.yaml`` and ``configs/real/*.yaml``, package
+    ``d2f_configs``): name (``open_oven``, ``real/open_oven``) -> path."""
     from importlib.resources import files
 
     try:
         root = Path(str(files("d2f_configs")))
     except ModuleNotFoundError:
         return {}
-    return {f.stem: f for f in sorted(root.glob("*.yaml"))}
+    out = {f.stem: f for f in sorted(root.glob("*.yaml"))}
+    for sub in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(("_", "."))):
+        out.update({f"{sub.name}/{f.stem}": f for f in sorted(sub.glob("*.yaml"))})
+    return out
 
 
 def resolve_recipe(p: Path) -> Path:
-    """A missing config path that names a shipped recipe (``open_oven``, ``configs/open_oven.yaml``)
-    resolves to it, so recipes run from any folder; else a ConfigError listing them."""
+    """A missing config path that names a shipped recipe (``open_oven``, ``configs/open_oven.yaml``,
+    ``real/open_oven``) resolves to it, so recipes run from any folder; else a ConfigError listing them."""
     known = recipes()
-    if p.stem in known and (p.suffix in ("", ".yaml") and p.parent.name in ("", "configs", ".")):
-        return known[p.stem]
+    if p.suffix in ("", ".yaml"):
+        if p.parent.name in ("", "configs", ".") and p.stem in known:
+            return known[p.stem]
+        sub = f"{p.parent.name}/{p.stem}"
+        if sub in known and p.parent.parent.name in ("", "configs", "."):
+            return known[sub]
     names = ", ".join(known) or "none installed"
     raise ConfigError(f"{p}: config file not found; shipped recipes (use the name or configs/NAME.yaml): {names}")
 
@@ -271,9 +334,78 @@ def resolve_recipe(p: Path) -> Path:
 _recipe = resolve_recipe  # former private name
 
 
-def _deepcopy(d: Any) -> Any:
+MAX_CONFIG_VALUES = 100_000
+"""A config expanding (through YAML aliases) to more values than this is refused (an alias bomb)."""
+
+
+def _deepcopy(d: Any, budget: list[int] | None = None, source: str = "config") -> Any:
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ConfigError(f"{source}: expands to more than {MAX_CONFIG_VALUES} values (YAML anchors and "
+                              "aliases repeating each other?); write the config out plainly")
     if isinstance(d, dict):
-        return {k: _deepcopy(v) for k, v in d.items()}
+        return {k: _deepcopy(v, budget, source) for k, v in d.items()}
     if isinstance(d, list):
-        return [_deepcopy(v) for v in d]
+        return [_deepcopy(v, budget, source) for v in d]
     return d
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                try:
+                    key = self.construct_object(key_node, deep=True)
+                    hash(key)
+                except Exception:  # noqa: BLE001 - let the base class report unhashable keys
+                    continue
+                if key in seen:
+                    raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: key {str(key)[:80]!r} is given twice "
+                                        f"(first on line {seen[key].line + 1}); keep one")
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 lambda loader, node: loader.construct_mapping(node))
+
+
+MAX_YAML_BYTES = 4 << 20
+"""YAML files (configs, scene data) larger than this are refused before parsing."""
+
+
+def read_yaml(path: str | Path, error: type[Exception] = ValueError) -> Any:
+    """A YAML file's data with one-line errors (raised as ``error``) naming the file: missing, too big,
+    not UTF-8, not valid YAML, a key given twice."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise error(f"{p}: {size} bytes; a YAML file over {MAX_YAML_BYTES >> 20} MiB is refused")
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{p}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save the file "
+                    "as UTF-8") from None
+    except IsADirectoryError:
+        raise error(f"{p}: is a folder; give a YAML file") from None
+    except OSError as e:
+        raise error(f"{p}: cannot read ({e.strerror or type(e).__name__})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as e:
+        raise error(f"{p}: {e}") from None
+    except RecursionError:
+        raise error(f"{p}: nested too deeply to be a config; write it out plainly") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None)
+        text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark and problem else str(e)
+        raise error(f"{p}: not valid YAML ({' '.join(text.split())[:300]})") from None

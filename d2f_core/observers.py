@@ -42,23 +42,23 @@ class RichProgress:
     @hookimpl
     def d2f_stage_started(self, run, stage):
         self._stop_status()
-        self._status = self.console.status(f"[bold]{stage}[/] …")
+        self._status = self.console.status(f"[bold]{_esc(stage)}[/] …")
         self._status.start()
 
     @hookimpl
     def d2f_stage_progress(self, run, stage, done, total, message):
         if stage == "warning":
-            self.console.print(f"[yellow]! {message}[/]", markup=True, highlight=False)
+            self.console.print(f"[yellow]! {_esc(message)}[/]", markup=True, highlight=False)
             return
         if self._status is not None:
             frac = f" {done}/{total}" if total else f" {done}"
-            self._status.update(f"[bold]{stage}[/]{frac} {message}")
+            self._status.update(f"[bold]{_esc(stage)}[/]{frac} {_esc(message)}")
 
     @hookimpl
     def d2f_stage_finished(self, run, stage, artifact, seconds, cached):
         self._stop_status()
         tag = "[dim](cached)[/]" if cached else ""
-        self.console.print(f"[green]✓[/] {stage:<8} {seconds:6.2f} s {tag} {_describe(artifact)}")
+        self.console.print(f"[green]✓[/] {stage:<8} {seconds:6.2f} s {tag} {_esc(_describe(artifact))}")
 
     @hookimpl
     def d2f_episode_finished(self, run, result):
@@ -75,26 +75,26 @@ class RichProgress:
         c = self.console
         out = Path(out)
         if result.get("stopped_at"):
-            c.print(f"[yellow]{result.get('message')}[/]")
+            c.print(f"[yellow]{_esc(result.get('message'))}[/]")
         stages = result.get("stages") or {}
         total = sum(float(v.get("seconds", 0.0)) for v in stages.values() if isinstance(v, dict))
         if result.get("success") is not None:
             verdict = "[bold green]SUCCESS[/]" if result["success"] else "[bold red]FAILED[/]"
-            c.print(f"{result.get('name', 'run')}: {verdict} after {result.get('steps', 0)} steps; "
+            c.print(f"{_esc(result.get('name', 'run'))}: {verdict} after {result.get('steps', 0)} steps; "
                     f"{total:.0f} s in all ("
                     + ", ".join(f"{k} {v.get('seconds', 0):.1f} s" for k, v in stages.items()
                                 if isinstance(v, dict) and v.get("status") == "done") + ")")
         plan = result.get("plan") or {}
         if plan:
             if plan.get("executable") is False:
-                c.print(f"[yellow]plan not executed: {plan.get('reason')}[/]")
+                c.print(f"[yellow]plan not executed: {_esc(plan.get('reason'))}[/]")
             elif plan.get("tracking_error_mm") is not None:
-                c.print(f"plan ({plan.get('solver')}): the held points follow the motion within "
+                c.print(f"plan ({_esc(plan.get('solver'))}): the held points follow the motion within "
                         f"{plan['tracking_error_mm']:.1f} mm (median per frame, worst frame); "
                         f"{plan.get('waypoints', '?')} waypoints; phases {', '.join(plan.get('phases') or [])}")
         ins = result.get("stand_ins", [])
         if ins:
-            c.print("[dim]stand-ins (not real models): " + ", ".join(f"{s['kind']} = {s['plugin']}" for s in ins)
+            c.print("[dim]stand-ins (not real models): " + ", ".join(_esc(f"{s['kind']} = {s['plugin']}") for s in ins)
                     + " (what each is: result.json, stand_ins)[/]")
         pics = result.get("pictures") or {}
         if pics:
@@ -105,3 +105,9 @@ class RichProgress:
                 f"{', flow.npz' if (out / 'flow.npz').exists() else ''}"
                 f"{', plan.json' if (out / 'plan.json').exists() else ''}"
                 f"{', rollout.mp4' if (out / 'rollout.mp4').exists() else ''})", markup=False)
+
+
+def _esc(text: Any) -> str:
+    """Plain text for a rich markup string: ``[veo]`` stays ``[veo]``, ``[/x]`` cannot break printing."""
+    from rich.markup import escape
+    return escape(str(text))

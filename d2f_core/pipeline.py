@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
 import traceback
@@ -66,6 +67,61 @@ class Stage:
     """Config sections (besides ``needs``) whose content changes the stage's output."""
 
 
+class RunFolderInUse(RuntimeError):
+    """Another live process owns the run folder (its PID is in ``.d2f.lock``)."""
+
+
+LOCK_FILE = ".d2f.lock"
+_UNHASHED = {"result.json", "config.yaml", "manifest.json", "error.log", LOCK_FILE}
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file unique to this process and thread, then rename it over ``path``
+    (readers see the old or the new content, never half; two writers never share a temp file)."""
+    import threading
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Files directly in the run folder (not stages/) -> (size, mtime_ns)."""
+    out = {}
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.is_file() and p.name not in _UNHASHED and not p.name.startswith("."):
+                st = p.stat()
+                out[p.name] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -98,8 +154,68 @@ class Run:
         if self.config.scene is not None and self.scene is None:
             from .flow.scene import load_scene
             t0 = time.perf_counter()
-            self.scene = load_scene(self.config.scene, self.config.scene_camera)
+            self.scene = load_scene(self.config.scene, self.config.scene_camera,
+                                    depth_scale=self.config.scene_depth_scale)
             self.result["scene_load_seconds"] = round(time.perf_counter() - t0, 3)
+
+    # ------------------------------------------------------------------ ownership
+    _lock_depth: int = field(default=0, init=False, repr=False)
+
+    def lock(self) -> "Run":
+        """Own the run folder: ``.d2f.lock`` holds this PID; a live other owner is a RunFolderInUse.
+        Re-entrant; release with :meth:`unlock` (or use the Run as a context manager)."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            return self
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / LOCK_FILE
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(path.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pid = -1  # half-written or garbage: treat as stale once it is old
+                    try:
+                        if time.time() - path.stat().st_mtime < 5:
+                            time.sleep(0.2)
+                            continue
+                    except OSError:
+                        continue
+                if pid != os.getpid() and _pid_alive(pid):
+                    raise RunFolderInUse(f"{self.out_dir}: run folder in use by PID {pid} (another d2f command "
+                                         f"is writing it); wait for it to finish, or choose another --out (if PID "
+                                         f"{pid} is no d2f command, delete {path})") from None
+                try:  # stale (its process is gone): take it over
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            self._lock_depth = 1
+            return self
+        raise RunFolderInUse(f"{path}: cannot take the run folder's lock; remove the file if no d2f command "
+                             "is running on this folder")
+
+    def unlock(self) -> None:
+        if self._lock_depth == 0:
+            return
+        self._lock_depth -= 1
+        if self._lock_depth == 0:
+            path = self.out_dir / LOCK_FILE
+            try:
+                if path.read_text().split()[0] == str(os.getpid()):
+                    path.unlink()
+            except (OSError, IndexError):
+                pass
+
+    def __enter__(self) -> "Run":
+        return self.lock()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.unlock()
 
     def warn(self, message: str) -> None:
         """Record a warning in result.json (and show it through the progress observers)."""
@@ -222,6 +338,10 @@ class Run:
             raise DataError("config: nothing to observe: add a world (world: {plugin: ...}) "
                             "or a scene folder (scene: DIR); `d2f plugins --kind world` lists worlds")
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        with self:
+            return self._execute(stages)
+
+    def _execute(self, stages: list[Stage]) -> dict[str, Any]:
         missing = self.check_config()
         self._write_header()
         self.result.update({
@@ -290,12 +410,14 @@ class Run:
         if stage.load is not None and meta_path.is_file():
             try:
                 meta = json.loads(meta_path.read_text())
-                if meta.get("key") == key and meta.get("status") == "done":
+                if meta.get("key") == key and meta.get("status") == "done" and self._cache_intact(stage, meta):
                     artifact = stage.load(self)
                     cached = True
             except Exception:  # a corrupt cache entry is recomputed
                 artifact, cached = None, False
+        files: dict[str, str] = {}
         if not cached:
+            before = _snapshot(self.out_dir)
             try:
                 artifact = stage.run(self)
             except Exception as e:
@@ -311,6 +433,10 @@ class Run:
                 raise StageError(stage.name, f"{type(e).__name__}: {e}") from e
             if stage.save is not None:
                 stage.save(self, artifact)
+            after = _snapshot(self.out_dir)
+            files = {n: file_sha256(self.out_dir / n) for n, st in sorted(after.items()) if before.get(n) != st}
+        else:
+            files = meta.get("files", {})
         seconds = time.perf_counter() - t0
         self.artifacts[stage.name] = artifact
         if stage.name == "observe" and isinstance(artifact, Observation) and artifact.rgbd is not None:
@@ -321,11 +447,28 @@ class Run:
             self._keys[stage.name] = key = _hash([key, digest.hexdigest()])
         self.stages[stage.name] = {"status": "done", "seconds": round(seconds, 3), "cached": cached}
         meta_path.parent.mkdir(parents=True, exist_ok=True)
-        meta_path.write_text(json.dumps({"key": key, "status": "done", "seconds": seconds}))
+        atomic_write_text(meta_path, json.dumps({"key": key, "status": "done", "seconds": seconds, "files": files}))
         self.result["completed"].append(stage.name)
         self._notify("d2f_stage_finished", stage=stage.name, artifact=artifact, seconds=seconds,
                      cached=cached)
         self._write_result()
+
+    def _cache_intact(self, stage: Stage, meta: dict[str, Any]) -> bool:
+        """Whether every file the stage wrote still has the content hash recorded when it was written;
+        a changed or missing one is a warning and the stage is recomputed."""
+        files = meta.get("files")
+        if not isinstance(files, dict):
+            return False  # written before hashes were recorded: cannot be checked, recompute
+        for name, digest in files.items():
+            p = self.out_dir / name
+            if not p.is_file():
+                self.warn(f"stage {stage.name!r}: cached {name} is missing; recomputing the stage")
+                return False
+            if file_sha256(p) != digest:
+                self.warn(f"stage {stage.name!r}: cached {name} changed since it was written (content hash "
+                          "mismatch); recomputing the stage")
+                return False
+        return True
 
     def _stand_ins(self) -> list[dict[str, str]]:
         out = []
@@ -347,7 +490,7 @@ class Run:
         return out
 
     def _write_header(self) -> None:
-        (self.out_dir / "config.yaml").write_text(self.config.to_yaml())
+        atomic_write_text(self.out_dir / "config.yaml", self.config.to_yaml())
         plugins = {}
         for kind in KINDS:
             cfg = self.config.component(kind)
@@ -361,13 +504,10 @@ class Run:
         manifest = {"dream2flow": __version__, "python": platform.python_version(),
                     "machine": platform.machine(), "seed": self.seed, "plugins": plugins,
                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        (self.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        atomic_write_text(self.out_dir / "manifest.json", json.dumps(manifest, indent=2))
 
     def _write_result(self) -> None:
-        path = self.out_dir / "result.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.result, indent=2, default=_json_default))
-        tmp.replace(path)
+        atomic_write_text(self.out_dir / "result.json", json.dumps(self.result, indent=2, default=_json_default))
 
 
 def _json_default(o: Any) -> Any:
@@ -493,12 +633,21 @@ def _load_depth(run: Run) -> DepthVideo:
                           alignment=Alignment(scale=s, shift=b, residual=r, num_pixels=int(n)))
 
 
-def _check_mask(mask: Any, shape: tuple[int, ...], who: str, what: str) -> np.ndarray:
+def _check_mask(mask: Any, shape: tuple[int, ...], who: str, what: str, run: "Run | None" = None) -> np.ndarray:
+    """A segmenter's mask: bool H x W (else DataError), not empty (DataError). A mask covering every pixel
+    marks no object and leaves no background for the camera-motion check: a warning in result.json when
+    ``run`` is given (tiny random-weight smoke models produce it), else a DataError."""
     if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != shape:
         raise DataError(f"{who} returned {getattr(mask, 'dtype', type(mask).__name__)} "
                         f"{getattr(mask, 'shape', '')}; expected a bool mask of {shape}")
     if not mask.any():
         raise DataError(f"{who} found no {what!r} in the first frame (empty mask)")
+    if mask.all():
+        text = (f"{who} marked every pixel as {what!r} (a mask covering the whole image marks no object and "
+                "leaves no background for the camera-motion check); check the prompt or the segmenter")
+        if run is None:
+            raise DataError(text)
+        run.warn(f"segment: {text}")
     return mask
 
 
@@ -507,7 +656,7 @@ def _segment(run: Run) -> np.ndarray:
         return run.scene.mask
     rgb = run.artifacts["observe"].rgbd.rgb
     mask = run.component("segmenter").segment(rgb, run.task.object)
-    return _check_mask(mask, rgb.shape[:2], f"segmenter {run.config.segmenter.plugin!r}", run.task.object)
+    return _check_mask(mask, rgb.shape[:2], f"segmenter {run.config.segmenter.plugin!r}", run.task.object, run)
 
 
 def _background_queries(rgbd: RGBD, mask: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -569,7 +718,8 @@ def _track(run: Run) -> dict[str, Any]:
             if seg is not None and "point_prompts" in getattr(seg, "capabilities", ()):
                 pts, labels = prompt_points(q_xy, moving, static, seed=run.seed)
                 part = seg.segment(rgbd.rgb, run.task.object, points=pts, labels=labels)
-                part = _check_mask(part, rgbd.rgb.shape[:2], "segmenter (movable-part re-prompt)", run.task.object)
+                part = _check_mask(part, rgbd.rgb.shape[:2], "segmenter (movable-part re-prompt)", run.task.object,
+                                   run)
                 # the movable part of the object: inside the object's mask, where a mask was given
                 part_mask = part & mask if (part & mask).any() else part
                 queries, _ = sample_object_points(rgbd, part_mask, cfg.num_points, erode_px=cfg.erode_px,

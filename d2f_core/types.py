@@ -227,10 +227,16 @@ class Camera:
             if not path.is_file():
                 raise DataError(f"{path}: calibration file not found")
             try:
-                data = json.loads(path.read_text())
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: not valid JSON ({e}); expected "
+                data = json.loads(path.read_bytes().decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save "
+                                "the calibration as UTF-8 JSON") from None
+            except (json.JSONDecodeError, RecursionError) as e:
+                raise DataError(f"{path}: not valid JSON ({str(e)[:120]}); expected "
                                 '{"<camera>": {"intrinsics": 3x3, "extrinsics": 4x4}}') from None
+        if not isinstance(data, Mapping):
+            raise DataError(f"{where}: the top level is a JSON {type(data).__name__}, expected an object "
+                            '{"<camera>": {"intrinsics": 3x3, "extrinsics": 4x4 camera-to-world}}')
         if "K" in data and "T_world_cam" in data:
             return cls(K=data["K"], T_world_cam=data["T_world_cam"], width=data["width"],
                        height=data["height"], name=data.get("name", name or "camera"))
@@ -618,11 +624,15 @@ class ObjectFlow:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ObjectFlow":
-        """Read a file written by :meth:`save`; another format version or bad shapes is a DataError."""
+    def load(cls, path: str | Path, *, max_bytes: int = 256 << 20) -> "ObjectFlow":
+        """Read a file written by :meth:`save`; another format version, bad shapes or fields, or arrays
+        expanding to more than ``max_bytes`` (256 MiB, some 100 times a 49-frame, 1024-point flow; lower
+        with D2F_MAX_ARRAY_BYTES) is a DataError, raised before any array is read."""
+        from .safeload import check_array_file
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: flow file not found")
+        check_array_file(path, max_bytes)
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
@@ -631,7 +641,11 @@ class ObjectFlow:
         if "format_version" not in data:
             raise DataError(f"{path}: no format_version; not a dream2flow ObjectFlow file "
                             "(write it with ObjectFlow.save)")
-        version = int(data["format_version"])
+        try:
+            version = int(np.asarray(data["format_version"]).item())
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"{path}: format_version is {str(data['format_version'])[:40]!r}, not an integer; not a "
+                            "dream2flow ObjectFlow file (write it with ObjectFlow.save)") from None
         if version != FLOW_FORMAT_VERSION:
             raise DataError(f"{path}: flow format version {version}, this dream2flow reads version "
                             f"{FLOW_FORMAT_VERSION}; re-extract the flow or use a matching dream2flow")
@@ -640,10 +654,22 @@ class ObjectFlow:
                 raise DataError(f"{path}: missing array {key!r}")
         try:
             prov = json.loads(str(data["provenance"])) if "provenance" in data else {}
+        except (ValueError, TypeError) as e:
+            raise DataError(f"{path}: provenance is not JSON ({str(e)[:80]}); re-save the flow with "
+                            "ObjectFlow.save") from None
+        if not isinstance(prov, Mapping):
+            raise DataError(f"{path}: provenance is a JSON {type(prov).__name__}, expected an object; re-save the "
+                            "flow with ObjectFlow.save")
+        fps = np.asarray(data.get("fps", 8.0))
+        if fps.size != 1:
+            raise DataError(f"{path}: fps is an array of shape {fps.shape}, expected one number")
+        try:
             return cls(points=data["points"], visible=data["visible"], colors=data.get("colors"),
-                       normals=data.get("normals"), fps=float(data.get("fps", 8.0)), provenance=prov)
+                       normals=data.get("normals"), fps=float(fps.item()), provenance=prov)
         except DataError as e:
             raise DataError(f"{path}: {e}") from None
+        except (ValueError, TypeError) as e:
+            raise DataError(f"{path}: not a valid flow ({type(e).__name__}: {str(e)[:120]})") from None
 
 
 # --------------------------------------------------------------------------- action side

@@ -13,9 +13,11 @@ __all__ = ["add_to_path", "in_dir"]
 
 
 def add_to_path(d: Path | str) -> None:
-    """Put checkout ``d`` first on ``sys.path`` (once), so its packages import."""
+    """Append checkout ``d`` to ``sys.path`` (once), so its packages import. Appended, never
+    prepended: a user's checkout must not shadow the standard library or installed packages (a stray
+    ``json.py`` or ``torch/`` in it would otherwise replace them for the whole process)."""
     if str(d) not in sys.path:
-        sys.path.insert(0, str(d))
+        sys.path.append(str(d))
 
 
 @contextlib.contextmanager

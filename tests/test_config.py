@@ -58,3 +58,28 @@ def test_shipped_recipes_resolve_by_name_from_any_folder(tmp_path, monkeypatch):
     assert load_config("configs/bread_in_bowl.yaml").task.object == "bread"
     with pytest.raises(ConfigError, match="shipped recipes.*open_oven"):
         load_config("configs/open_ovn.yaml")
+
+
+def test_weights_block_fills_the_options_of_the_plugin_it_names(monkeypatch):
+    from d2f_core.config import ConfigError, load_config
+    monkeypatch.setenv("W", "/data/w")
+    data = {"video": {"plugin": "wan2.1"}, "tracker": {"plugin": "cotracker3", "options": {"weights": "/mine.pth"}},
+            "weights": {"wan2.1": {"weights": "$W/wan"}, "cotracker3": {"weights": "$W/ct.pth"},
+                        "kling": {"base_url": "unused"}}}
+    cfg = load_config(data=data)
+    assert cfg.video.options == {"weights": "/data/w/wan"}          # $VARIABLES expanded
+    assert cfg.tracker.options == {"weights": "/mine.pth"}          # the component's own option wins
+    # switching the plugin does not hand wan2.1's weights to another plugin
+    assert load_config(data=data, overrides=["video.plugin=kling"]).video.options == {"base_url": "unused"}
+    with pytest.raises(ConfigError, match="weights.video: 'video' is a component kind; key the weights by the plugin"):
+        load_config(data={"weights": {"video": {"weights": "x"}}})
+
+
+def test_real_recipes_resolve_by_name():
+    from d2f_core.config import load_config, recipes
+    assert {"real/bread_in_bowl", "real/open_oven", "real/cover_bowl"} <= set(recipes())
+    for name in ("real/open_oven", "configs/real/open_oven.yaml", "real/open_oven.yaml"):
+        cfg = load_config(name)
+        assert cfg.video.plugin == "wan2.1" and cfg.grasper.plugin == "anygrasp" and cfg.tracker.plugin == "cotracker3"
+        assert cfg.depth.plugin == "spatialtracker-v2" and cfg.segmenter.plugin == "grounded-sam2"
+        assert cfg.hand.plugin == "hamer" and cfg.task.object == "oven door"

@@ -118,6 +118,42 @@ def check_dynamics_action_names(component: Any, env: CheckEnv) -> None:
         raise CheckFailed(f"action_names {list(names)} has duplicates; each entry needs its own name")
 
 
+EXTREME_ACTION = 1e3
+
+
+def check_dynamics_edge_actions(component: Any, env: CheckEnv) -> None:
+    """Zero, boundary and extreme actions, and a single point: finite B x N x 3 (extreme actions may be
+    refused with a ValueError naming ``actions``), never NaN/inf or another exception."""
+    d = _action_dim(component)
+    pts = _points(env)
+    corners = np.array([np.full(d, ACTION_SCALE), np.full(d, -ACTION_SCALE)])
+    cases = [("zero actions", pts, np.zeros((3, d))), ("one zero action", pts, np.zeros((1, d))),
+             ("boundary actions (every entry +-%g)" % ACTION_SCALE, pts, corners),
+             ("a single point", pts[:1], _actions(component, 2))]
+    for what, p, a in cases:
+        out = _predict(component, p, a)
+        if not np.all(np.isfinite(out)):
+            raise CheckFailed(f"predict() with {what} returned NaN or inf; positions must stay finite metres "
+                              "(guard divisions by the action's norm, e.g. np.linalg.norm(a) + 1e-9)")
+    for sign in (1.0, -1.0):
+        extreme = np.full((2, d), sign * EXTREME_ACTION)
+        try:
+            out = component.predict(np.array(pts, copy=True), extreme)
+        except ValueError as e:
+            if "action" not in str(e).lower():
+                raise CheckFailed(f"predict() with extreme actions ({sign * EXTREME_ACTION:+g}) raised ValueError "
+                                  f"not naming 'actions': {e}; start the message with 'actions: ...'") from None
+            continue
+        except Exception as e:  # noqa: BLE001
+            raise CheckFailed(f"predict() with extreme actions ({sign * EXTREME_ACTION:+g}) raised "
+                              f"{type(e).__name__}: {e}; clip actions to the model's range, or raise ValueError "
+                              "('actions: ...') naming the valid range") from None
+        out = _validated(out, 2, pts.shape[0])
+        if not np.all(np.isfinite(out)):
+            raise CheckFailed(f"predict() with extreme actions ({sign * EXTREME_ACTION:+g}) returned NaN or inf; "
+                              "clip actions to the model's range or raise ValueError('actions: ...')")
+
+
 def _transitions(component: Any, env: CheckEnv, k: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
     """``k`` small transitions on the standard scene's particles: each action translates them by its first
     (up to) three entries, metres (any trainable model can fit that, none has to fit it exactly)."""
@@ -188,6 +224,9 @@ CHECKS: list[Check] = [
           "actions of the wrong width, 1-D actions and N x 2 points raise ValueError naming the argument"),
     Check("dynamics_no_input_mutation", "dynamics", check_dynamics_no_input_mutation,
           "points and actions are unchanged after predict()"),
+    Check("dynamics_edge_actions", "dynamics", check_dynamics_edge_actions,
+          "zero, boundary and extreme actions and a single point give finite predictions (or a ValueError "
+          "naming actions for extreme ones)"),
     Check("dynamics_action_names", "dynamics", check_dynamics_action_names,
           "action_names has action_dim distinct non-empty names"),
     Check("dynamics_trainable_round_trip", "dynamics", check_dynamics_trainable_round_trip,

@@ -123,6 +123,38 @@ def check_estimator_rejects_malformed_input(component: Any, env: CheckEnv) -> No
                        fix=OBSERVATION_FIX)
 
 
+def check_estimator_edge_inputs(component: Any, env: CheckEnv) -> None:
+    """A one-point flow gives 1 x 3 particles; an observation whose depth has a NaN band across the object
+    gives finite particles (points that cannot be measured are marked not visible, never NaN)."""
+    from d2f_core.types import RGBD, ObjectFlow, Observation
+    _episode(component, env, [0])  # a malformed ordinary output is estimator_output_types' failure
+    obs, flow = scene_observations(env.scene), env.scene.flow
+    one = ObjectFlow(points=np.array(flow.points[:, :1]), visible=np.array(flow.visible[:, :1]),
+                     colors=None if flow.colors is None else np.array(flow.colors[:1]), fps=flow.fps)
+    call("reset(observation, a one-point flow)", component.reset, obs[0], one)
+    out = call("estimate(observation) after a one-point reset", component.estimate, obs[1])
+    try:
+        _validated(out, 1)
+    except CheckFailed as e:
+        raise CheckFailed(f"with a one-point flow: {e}; a single point is an N = 1 batch (keep the point "
+                          "axis)") from None
+    call("reset(observation, flow)", component.reset, obs[0], flow)
+    o = obs[1]
+    depth = np.array(o.rgbd.depth, copy=True)
+    mask = env.scene.masks[1] if getattr(env.scene, "masks", None) is not None else depth > 0
+    xs = np.nonzero(mask)[1]
+    if xs.size:
+        depth[:, int(xs.min()):int((xs.min() + xs.max()) // 2) + 1] = np.nan
+    holed = Observation(rgbd=RGBD(rgb=np.array(o.rgbd.rgb, copy=True), depth=depth, camera=o.rgbd.camera),
+                        joints=np.array(o.joints), state=dict(o.state), privileged=dict(o.privileged))
+    out = call("estimate(observation whose depth has a NaN band)", component.estimate, holed)
+    try:
+        _validated(out, flow.num_points)
+    except CheckFailed as e:
+        raise CheckFailed(f"with a NaN band across the object's depth: {e}; treat non-finite or <= 0 depth as "
+                          "missing (np.isfinite(depth) & (depth > 0))") from None
+
+
 def check_estimator_no_input_mutation(component: Any, env: CheckEnv) -> None:
     obs, flow = scene_observations(env.scene), env.scene.flow
     snap = Snapshot(points=flow.points, visible=flow.visible, rgb=obs[1].rgbd.rgb, depth=obs[1].rgbd.depth)
@@ -150,6 +182,8 @@ CHECKS: list[Check] = [
           "the same episode gives the same particles and visibility (skipped for 'api')"),
     Check("estimator_rejects_malformed_input", "estimator", check_estimator_rejects_malformed_input,
           "a bare array as flow, a non-Observation as observation raise ValueError naming the argument"),
+    Check("estimator_edge_inputs", "estimator", check_estimator_edge_inputs,
+          "a one-point flow gives 1 x 3 particles; a NaN band in the depth gives finite particles"),
     Check("estimator_no_input_mutation", "estimator", check_estimator_no_input_mutation,
           "the flow and the observations (images, state, privileged) are unchanged after reset()/estimate()"),
 ]

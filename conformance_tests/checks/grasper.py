@@ -103,6 +103,35 @@ def check_grasper_determinism(component: Any, env: CheckEnv) -> None:
                               "(np.random.default_rng(seed)) and keep the sort stable")
 
 
+def check_grasper_nan_depth(component: Any, env: CheckEnv) -> None:
+    """Depth with a NaN band (invalid, as sensors report it) over part of the object: finite grasps or a
+    ValueError naming depth; never NaN poses or another exception."""
+    _grasps(component, env)  # a malformed ordinary output is grasper_output_types' failure
+    rgbd, mask, _, depth = _inputs(env)
+    ys, xs = np.nonzero(mask)
+    x0, x1 = xs.min(), xs.max()
+    band = slice(int(x0 + (x1 - x0) // 3), int(x0 + 2 * (x1 - x0) // 3) + 1)
+    depth[:, band] = np.nan
+    rgbd = RGBD(rgb=rgbd.rgb, depth=depth, camera=rgbd.camera)
+    try:
+        out = component.propose(rgbd, mask, top_k=TOP_K)
+    except ValueError as e:
+        if "depth" not in str(e).lower():
+            raise CheckFailed(f"propose() with a NaN band in the depth raised ValueError not naming 'depth': {e}") \
+                from None
+        return
+    except Exception as e:  # noqa: BLE001
+        raise CheckFailed(f"propose() with a NaN band across the object's depth raised {type(e).__name__}: {e}; "
+                          "treat non-finite or <= 0 depth as missing (np.isfinite(depth) & (depth > 0))") from None
+    if not isinstance(out, (list, tuple)) or not all(isinstance(g, Grasp) for g in out):
+        raise CheckFailed(f"propose() with a NaN band in the depth returned {type(out).__name__}; return a list "
+                          "of d2f_core.Grasp ([] when there is none)")
+    for i, g in enumerate(out):
+        if not (np.all(np.isfinite(g.T_world_grasp)) and np.isfinite(g.width) and np.isfinite(g.score)):
+            raise CheckFailed(f"propose() with a NaN band in the depth returned grasp {i} with NaN or inf "
+                              "(pose, width or score); drop pixels whose depth is not finite before lifting")
+
+
 CHECKS: list[Check] = [
     *common_checks("grasper"),
     Check("grasper_output_types", "grasper", check_grasper_output_types,
@@ -115,4 +144,6 @@ CHECKS: list[Check] = [
           "rgb, depth and mask are unchanged after propose()"),
     Check("grasper_determinism", "grasper", check_grasper_determinism,
           "the same inputs give the same grasps (skipped for 'api')"),
+    Check("grasper_nan_depth", "grasper", check_grasper_nan_depth,
+          "a NaN band in the depth across the object gives finite grasps (or a ValueError naming depth)"),
 ]

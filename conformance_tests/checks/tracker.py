@@ -221,6 +221,38 @@ def check_tracker_rejects_malformed_input(component: Any, env: CheckEnv) -> None
                        fix="validate with d2f_core.validate.check_video(video, 'video')")
 
 
+def check_tracker_edge_queries(component: Any, env: CheckEnv) -> None:
+    """One query gives T x 1 tracks; no query (0 x 3) gives empty T x 0 tracks or a ValueError naming
+    ``queries`` - never another exception."""
+    _tracks(component, env)  # a malformed output on ordinary queries is tracker_output_types' failure
+    video, _ = writable_video(env.scene.video)
+    T = video.num_frames
+    q1 = frame0_queries(env, 1)[0][:1]
+    one = _track(component, video, q1, "track(video, one query)")
+    why = (None if isinstance(one, Tracks2D) else f"{type(one).__name__}, not d2f_core.Tracks2D") \
+        or diagnose_tracks(one, T, 1)
+    if why:
+        raise CheckFailed(f"track(video, one query) returned a malformed result: {why}; a single query is an "
+                          "N = 1 batch (keep the point axis: xy T x 1 x 2)")
+    if not np.all(np.isfinite(np.asarray(one.xy)[np.asarray(one.visible)])):
+        raise CheckFailed("track(video, one query) returned NaN or inf at a visible point")
+    video, _ = writable_video(env.scene.video)
+    try:
+        none = component.track(video, np.zeros((0, 3), np.float32))
+    except ValueError as e:
+        if "quer" not in str(e).lower():
+            raise CheckFailed(f"track(video, 0 x 3 queries) raised ValueError not naming 'queries': {e}") from None
+        return
+    except Exception as e:  # noqa: BLE001
+        raise CheckFailed(f"track(video, 0 x 3 queries) raised {type(e).__name__}: {e}; return empty tracks "
+                          "(xy T x 0 x 2) or raise ValueError('queries: at least one query is needed')") from None
+    why = (None if isinstance(none, Tracks2D) else f"{type(none).__name__}, not d2f_core.Tracks2D") \
+        or diagnose_tracks(none, T, 0)
+    if why:
+        raise CheckFailed(f"track(video, 0 x 3 queries) returned a malformed result: {why}; return empty tracks "
+                          "(xy T x 0 x 2) or raise ValueError('queries: ...')")
+
+
 def check_tracker_no_input_mutation(component: Any, env: CheckEnv) -> None:
     video, frames = writable_video(env.scene.video)
     q = multi_frame_queries(env)
@@ -244,6 +276,8 @@ CHECKS: list[Check] = [
           "the same video and queries give the same tracks (skipped for 'api')"),
     Check("tracker_rejects_malformed_input", "tracker", check_tracker_rejects_malformed_input,
           "N x 2 queries, out-of-range frame indices and bare arrays raise ValueError naming the argument"),
+    Check("tracker_edge_queries", "tracker", check_tracker_edge_queries,
+          "one query gives T x 1 tracks; zero queries give T x 0 tracks or a ValueError naming queries"),
     Check("tracker_no_input_mutation", "tracker", check_tracker_no_input_mutation,
           "the video's frames and the queries are unchanged after track()"),
     model_input_check("tracker"),

@@ -54,6 +54,8 @@ def extract(scene_dir: str | Path, out: str | Path, *, config: str | Path | None
     from ..pipeline import STAGES, Run
     from ..registry import get_registry
 
+    if not str(out).strip():
+        raise DataError("--out '': empty file name; give the flow file, e.g. --out flow.npz")
     paths = outputs_for(out)
     cfg = extraction_config(scene_dir, config, overrides, camera)
     reg = registry or get_registry().discover()
@@ -65,19 +67,32 @@ def extract(scene_dir: str | Path, out: str | Path, *, config: str | Path | None
     for o in observers:
         reg.pm.register(o)
     try:
-        result = run.execute([s for s in STAGES if s.name in EXTRACTION_STAGES])
+        with run:  # one process owns the run folder from the first stage to the last copy
+            result = run.execute([s for s in STAGES if s.name in EXTRACTION_STAGES])
+            if "flow" not in result.get("completed", []):
+                raise DataError(result.get("message") or "flow extraction stopped before the flow stage")
+            paths["flow"].parent.mkdir(parents=True, exist_ok=True)
+            written = {}
+            for name, src in (("flow", "flow.npz"), ("quality", "flow.quality.json"),
+                              ("overlay", "flow_overlay.mp4"), ("plot3d", "flow_3d.png"), ("rerun", "flow.rrd")):
+                p = paths["run_dir"] / src
+                if p.is_file():
+                    _atomic_copy(p, paths[name])
+                    written[name] = str(paths[name])
     finally:
         for o in observers:
             reg.pm.unregister(o)
-    if "flow" not in result.get("completed", []):
-        raise DataError(result.get("message") or "flow extraction stopped before the flow stage")
-    paths["flow"].parent.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name, src in (("flow", "flow.npz"), ("quality", "flow.quality.json"), ("overlay", "flow_overlay.mp4"),
-                      ("plot3d", "flow_3d.png"), ("rerun", "flow.rrd")):
-        p = paths["run_dir"] / src
-        if p.is_file():
-            shutil.copyfile(p, paths[name])
-            written[name] = str(paths[name])
     result["outputs"] = written
     return result
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    """Copy to a temp name unique to this process, then rename over ``dst``."""
+    import os
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

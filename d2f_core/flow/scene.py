@@ -14,7 +14,10 @@ Layout (file names are the contract)::
                                    release ships a torch tensor, depth_frames.pt)
     mask.png                       optional: object mask on frame 0 (else the Segmenter makes it)
 
-Every problem is one :class:`~d2f_core.types.DataError` line naming the file and the fix.
+Every problem is one :class:`~d2f_core.types.DataError` line naming the file and the fix. Values are
+checked, not just shapes: integer D0 (a sensor's millimetres) or a median D0 outside 0.05-20 m is refused
+unless the run config gives its unit (``scene_depth_scale: 0.001`` for millimetres); a mask covering every
+pixel is refused; a broken link is named as one; array files are size-capped (d2f_core.safeload).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ VIDEO_FILE = "rgb.mp4"
 DEPTH_FRAMES_FILE = "depth_frames.npy"
 DEPTH_FRAMES_FILES = (DEPTH_FRAMES_FILE, "depth_frames.pt", "depth_frames.npz")  # the release ships .pt
 MASK_FILE = "mask.png"
+MIN_MASK_PIXELS = 10
+"""A mask.png marking fewer object pixels is refused (no flow to speak of can be sampled from it)."""
 
 
 @dataclass(frozen=True)
@@ -97,14 +102,21 @@ def _read_png(path: Path) -> np.ndarray:
                         "write the first camera frame as an RGB PNG") from None
 
 
-def _read_initial_depth(folder: Path) -> tuple[Path, np.ndarray]:
+DEPTH_RANGE_M = (0.05, 20.0)
+"""The median valid depth of D0 must fall in this range (metres) unless ``scene_depth_scale`` is set."""
+
+
+def _read_initial_depth(folder: Path, depth_scale: float | None = None) -> tuple[Path, np.ndarray]:
     from d2f_plugins.depth.file_depth import load_pt  # same distribution; the .pt reader
+
+    from ..safeload import check_array_file
 
     found = [folder / n for n in DEPTH_FILES if (folder / n).is_file()]
     if not found:
         raise DataError(f"{folder}: missing {DEPTH_FILES[0]} (or {DEPTH_FILES[1]}): the first frame's "
                         "depth in metres, H x W float")
     path = found[0]
+    check_array_file(path)
     try:
         d = load_pt(path) if path.suffix == ".pt" else np.load(path, allow_pickle=False)
     except DataError as e:
@@ -118,11 +130,22 @@ def _read_initial_depth(folder: Path) -> tuple[Path, np.ndarray]:
     if d.ndim != 2 or not np.issubdtype(d.dtype, np.number):
         raise DataError(f"{path}: expected an H x W array of depths in metres, got "
                         f"{d.dtype} with shape {d.shape}")
+    fix = ("convert it to metres before saving (e.g. depth_mm / 1000.0), or give its unit with "
+           "--set scene_depth_scale=0.001 (millimetres; scene_depth_scale: metres per stored unit)")
+    if depth_scale is None and not np.issubdtype(d.dtype, np.floating):
+        raise DataError(f"{path}: integer depth ({d.dtype}) looks like a sensor's raw units (millimetres?), "
+                        f"not metres; {fix}")
     d = d.astype(np.float32)
     d[~np.isfinite(d) | (d <= 0)] = 0.0
+    if depth_scale is not None:
+        d = d * np.float32(depth_scale)
     if not (d > 0).any():
         raise DataError(f"{path}: every depth is zero or invalid; it must hold metres (> 0) for "
                         "the object's pixels")
+    median = float(np.median(d[d > 0]))
+    lo, hi = DEPTH_RANGE_M
+    if depth_scale is None and not lo <= median <= hi:
+        raise DataError(f"{path}: median depth {median:.4g} is outside {lo}-{hi} m, so it is not metres; {fix}")
     return path, d
 
 
@@ -146,10 +169,8 @@ def _read_scene_data(folder: Path) -> tuple[str, str]:
     path = next((folder / n for n in (DATA_FILE,) + DATA_FILES_OLD if (folder / n).is_file()), folder / DATA_FILE)
     if not path.is_file():
         raise DataError(f"{folder}: missing {DATA_FILE} with 'instruction:' and 'object_name:'")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise DataError(f"{path}: not valid YAML ({e})") from None
+    from ..config import read_yaml
+    data = read_yaml(path, DataError) or {}
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a mapping with 'instruction:' and 'object_name:'")
     missing = [k for k in ("instruction", "object_name") if not str(data.get(k) or "").strip()]
@@ -204,21 +225,37 @@ def _read_mask(folder: Path, shape: tuple[int, int]) -> np.ndarray | None:
     if not m.any():
         raise DataError(f"{path}: the mask is empty (no nonzero pixel); mark the object's pixels or "
                         "remove the file to segment with the configured segmenter")
+    if int(m.sum()) < MIN_MASK_PIXELS:
+        raise DataError(f"{path}: the mask marks {int(m.sum())} pixel(s); the flow needs at least {MIN_MASK_PIXELS} "
+                        "object pixels to sample points from: mark the whole object, or remove the file to segment "
+                        "with the configured segmenter")
+    if m.all():
+        raise DataError(f"{path}: the mask covers every pixel, so it marks no object (and leaves no background "
+                        "for the camera-motion check); nonzero must be the object only (check for an inverted "
+                        "or blank-white mask), or remove the file to segment with the configured segmenter")
     return m
 
 
-def load_scene(folder: str | Path, camera: str | None = None) -> Scene:
-    """Read and check a scene folder (see the module doc for the layout)."""
+def load_scene(folder: str | Path, camera: str | None = None, depth_scale: float | None = None) -> Scene:
+    """Read and check a scene folder (see the module doc for the layout). ``depth_scale``: metres per
+    unit of the initial depth file when it is not stored in metres (config ``scene_depth_scale``)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"--scene {folder}: not a folder; give the scene folder holding {RGB_FILE}, "
                         f"{DEPTH_FILES[0]}, {CALIB_FILE} and {DATA_FILE}")
+    for name in (RGB_FILE, *DEPTH_FILES, CALIB_FILE, DATA_FILE, *DATA_FILES_OLD, VIDEO_FILE,
+                 *DEPTH_FRAMES_FILES, MASK_FILE):
+        p = folder / name
+        if p.is_symlink() and not p.exists():
+            import os
+            raise DataError(f"{p}: a broken link (to {os.readlink(p)}, which does not exist); fix the link or "
+                            "copy the file into the scene folder")
     rgb_path = folder / RGB_FILE
     if not rgb_path.is_file():
         raise DataError(f"{folder}: missing {RGB_FILE} (the first camera frame, RGB PNG)")
     rgb = _read_png(rgb_path)
     h, w = rgb.shape[:2]
-    depth_path, depth = _read_initial_depth(folder)
+    depth_path, depth = _read_initial_depth(folder, depth_scale)
     if depth.shape != (h, w):
         raise DataError(f"{depth_path}: depth is {depth.shape[1]}x{depth.shape[0]} but {RGB_FILE} is "
                         f"{w}x{h}; save the depth registered to the colour image")

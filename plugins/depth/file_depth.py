@@ -64,6 +64,8 @@ def read_depth(path: str | Path) -> np.ndarray:
     if not p.is_file():
         raise DataError(f"depth file not found: {p} (depth.options.path); give an existing .npy, .npz "
                         "or .pt file")
+    from d2f_core.safeload import check_array_file
+    check_array_file(p)  # a small .npz can expand to gigabytes: refused before reading
     suffix = p.suffix.lower()
     if suffix in (".npy", ".npz"):
         try:

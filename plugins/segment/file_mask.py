@@ -33,6 +33,8 @@ def read_mask(path: str | Path) -> np.ndarray:
         raise DataError(f"mask file not found: {p} (segmenter.options.path); give an existing PNG "
                         "mask (nonzero = object)")
     if p.suffix.lower() == ".npy":
+        from d2f_core.safeload import check_array_file
+        check_array_file(p)
         try:
             a = np.load(p, allow_pickle=False)
         except Exception as e:  # noqa: BLE001
