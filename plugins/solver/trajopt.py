@@ -354,6 +354,13 @@ class TrajoptSolver:
                     info["retreat_m"] = 0.0  # released in place
         except _Unreachable as e:
             return refuse(str(e))
+        # the planned end-effector path for viewers (`d2f view`): every phase's joint waypoints through FK,
+        # and the optimised pose at each flow frame it tracked (4x4 world poses, 0.01 mm)
+        info["path"]["ee_phases"] = [{"phase": s.name, "gripper": s.gripper,
+                                      "T_world_ee": np.round(np.stack([emb.fk(q) for q in s.q]), 5).tolist()}
+                                     for s in segs]
+        info["path"]["ee_at_flow_frames"] = {"frames": [int(v) for v in steps],
+                                             "T_world_ee": np.round(poses, 5).tolist()}
         max_step = o.speed * np.asarray(emb.velocity_limits, dtype=np.float64) / o.control_hz
         info.update(executable=True, reason="", seconds=round(time.perf_counter() - t_start, 3),
                     phases=[s.name for s in segs])
