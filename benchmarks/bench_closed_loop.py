@@ -8,6 +8,7 @@ plugins/world/robosuite_world/tasks.py).
 
     python benchmarks/bench_closed_loop.py --seeds 10 --write        # all tasks, ~1 h on 2 cores
     python benchmarks/bench_closed_loop.py --tasks bread_in_bowl --seeds 2   # a quick look
+    python benchmarks/bench_closed_loop.py --seeds 10 --executor ray [--address auto]   # on Ray (docs/scale.md)
 
 Per episode, ``runs/bench/<task>/seed<N>/`` keeps result-<solver>.json, plan-<solver>.json,
 rollout-<solver>.mp4/png; ``--resume`` skips episodes already done *at the same commit*. ``--write``
@@ -147,6 +148,16 @@ def trajopt_speed(repeats: int = 10) -> dict:
             "repeats": repeats}
 
 
+def _ray_episode(job: tuple) -> list[dict]:
+    """:func:`episode` on a Ray worker (this script is not importable there until benchmarks/ is on the path)."""
+    here = ROOT / "benchmarks"
+    if str(here) not in sys.path:
+        sys.path.insert(0, str(here))
+    import bench_closed_loop
+
+    return bench_closed_loop.episode(*job)
+
+
 def _final(task: str, f: dict | None) -> str:
     """The task's key final-state numbers (privileged, for the report only)."""
     f = f or {}
@@ -206,7 +217,11 @@ def main() -> None:
     ap.add_argument("--solvers", nargs="+", default=list(SOLVERS), choices=SOLVERS)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--jobs", type=int, default=2, help="parallel episodes (processes)")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel episodes (processes; with --executor ray and "
+                    "no --address: the local Ray cluster's CPUs)")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="local: a process pool of --jobs; ray: one Ray task per task/seed (docs/scale.md)")
+    ap.add_argument("--address", default=None, help="--executor ray: an existing cluster (auto, ray://HOST:10001)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench"))
     ap.add_argument("--resume", action="store_true", help="skip episodes whose result-<solver>.json exists")
     ap.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks.md")
@@ -216,7 +231,25 @@ def main() -> None:
     t0 = time.time()
     jobs = [(t, s) for t in tasks for s in seeds]
     records: list[dict] = []
-    if a.jobs > 1:
+    if a.executor == "ray":
+        from d2f_core.acting.executors import RayExecutor
+        ex = RayExecutor(address=a.address, local_cpus=None if a.address else a.jobs)
+        args = [(t, s, solvers, str(Path(a.out).resolve()), a.resume) for t, s in jobs]
+        by_job: dict[int, list[dict]] = {}
+        try:
+            for i, recs, error in ex.map(_ray_episode, args):
+                if error is not None:  # the job died (e.g. a MuJoCo crash): its episodes fail, the rest go on
+                    t, s = jobs[i]
+                    recs = [{"task": t, "seed": s, "solver": sv, "success": False, "executable": None,
+                             "reason": f"episode job failed: {error}", "ended": "error", "commit": commit(),
+                             "steps": None, "seconds": None, "final": None} for sv in solvers]
+                print(f"{jobs[i][0]} seed {jobs[i][1]}: " + ", ".join(
+                    f"{r['solver']} {'ok' if r['success'] else 'failed'}" for r in recs), file=sys.stderr)
+                by_job[i] = recs
+        finally:
+            ex.close()
+        records = [r for i in sorted(by_job) for r in by_job[i]]  # the serial order, whatever finished first
+    elif a.jobs > 1:
         with ProcessPoolExecutor(a.jobs) as ex:
             for recs in ex.map(episode, *zip(*[(t, s, solvers, a.out, a.resume) for t, s in jobs])):
                 records += recs

@@ -8,12 +8,16 @@ Commands (names and options are contracts; users and acceptance tests call them)
   d2f demo [--out DIR] [--seed N]          run configs/demo.yaml
   d2f train CONFIG --out DIR [--resume] [--seed N] [--set key=value ...]
                                            train what the config learns; resumable after a kill
-  d2f eval CONFIG --seeds A-B --out DIR [--set key=value ...] [--resume]
+  d2f eval CONFIG --seeds A-B --out DIR [--set key=value ...] [--resume] [--executor ray [--address A]]
                                            episodes over seeds; DIR/summary.json
   d2f flow extract --scene DIR [--config FILE] [--set key=value ...] --out FLOW.npz [--camera NAME]
+  d2f flow extract --scenes DIR... --out DIR [--executor ray [--address A]]
+                                           one flow per scene into DIR/<scene-name>/; resumable
   d2f world show TASK --embodiment NAME --out FILE.png
   d2f world oracle TASK --out DIR
   d2f doctor [CONFIG] [--set key=value ...] [--json]
+  d2f view RUN_OR_FLOW [--port P] [--export FILE.html|FILE.viser]
+                                           web viewer (viser): scene cloud, camera, flow particles, grasps, plan
                                            can CONFIG run here (libraries, weights, keys, device, GPU
                                            memory, headless GL); exit 1 if not
 
@@ -56,6 +60,11 @@ def _fail_known(e: BaseException, code: int | None = None) -> None:
     if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
         _fail(_os_error_line(e), code=code)
     _fail(str(e), code=code)
+
+
+def _executor_error() -> type[BaseException]:
+    from .acting.executors import ExecutorError
+    return ExecutorError
 
 
 def _out_folder(out: str) -> Path:
@@ -206,12 +215,23 @@ def eval_(config: str = typer.Argument(..., help="YAML run config or a shipped r
           seeds: str = typer.Option(..., "--seeds", help="seeds: a range A-B, a list 0,3,5 or one seed"),
           out: str = typer.Option(..., "--out", help="evaluation folder: seed<S>/ run folders and summary.json"),
           overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. solver.plugin=avdc"),
-          resume: bool = typer.Option(False, "--resume", help="reuse finished episodes made with the same config")) -> None:
+          resume: bool = typer.Option(False, "--resume", help="reuse finished episodes made with the same config"),
+          executor: str = typer.Option("serial", "--executor", help="serial (default) or ray (extra ray; "
+                                       "docs/scale.md)"),
+          address: Optional[str] = typer.Option(None, "--address", help="--executor ray: an existing cluster "
+                                                "(auto, ray://HOST:10001); default: a local one"),
+          workers: Optional[int] = typer.Option(None, "--workers", help="--executor ray: model actors (default: "
+                                                "as many as the cluster's CPUs, or GPUs with --gpus)"),
+          gpus: float = typer.Option(0.0, "--gpus", help="--executor ray: GPUs per episode / model actor")) -> None:
     """Run one episode per seed (perception cached per seed); write DIR/summary.json."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .acting.evaluate import evaluate, parse_seeds
     out = _out_folder(out)
+    if executor != "ray" and (workers is not None or gpus):
+        _fail("--workers/--gpus are for --executor ray; add --executor ray or drop them")
+    if (workers is not None and workers < 1) or gpus < 0:
+        _fail("--workers must be at least 1 and --gpus at least 0 (e.g. --gpus 1, or 0.5 for two actors per GPU)")
     try:
         seed_list = parse_seeds(seeds)
     except ValueError as e:
@@ -230,8 +250,10 @@ def eval_(config: str = typer.Argument(..., help="YAML run config or a shipped r
 
         summary_rows: list = []
         try:
-            summary = evaluate(config, seed_list, out, overrides=overrides or [], resume=resume, progress=progress)
-        except _known_errors() + (ValueError, OSError) as e:
+            summary = evaluate(config, seed_list, out, overrides=overrides or [], resume=resume, progress=progress,
+                               executor=executor, address=address,
+                               executor_options={"workers": workers, "num_gpus": gpus} if executor == "ray" else None)
+        except _known_errors() + (ValueError, OSError, _executor_error()) as e:
             bar.stop()
             _fail(str(e))
     _console().print(f"{summary['successes']}/{summary['episodes']} episodes succeeded; summary: "
@@ -308,17 +330,34 @@ app.add_typer(flow_app, name="flow")
 
 @flow_app.command("extract")
 def flow_extract(
-        scene: Path = typer.Option(..., "--scene", help="scene folder: camera_rgb.png, initial_depth.npy, "
+        more_scenes: Optional[List[Path]] = typer.Argument(None, metavar="[SCENE...]", help="with --scenes: more "
+                                                          "scene folders (--scenes A B C)", show_default=False),
+        scene: Optional[Path] = typer.Option(None, "--scene", help="scene folder: camera_rgb.png, initial_depth.npy, "
                                    "camera_calibration_info.json, scene_data.yaml [, rgb.mp4, depth_frames.npy, mask.png]"),
+        scenes: Optional[List[Path]] = typer.Option(None, "--scenes", help="batch: scene folders, or folders of "
+                                                    "them; one flow each into OUT/<scene-name>/, resumable"),
         out: Path = typer.Option(..., "--out", help="output flow .npz (quality report, pictures and the "
-                                 "run folder are written beside it)"),
+                                 "run folder are written beside it); with --scenes a folder"),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML config (video/depth/segmenter/"
                                               "tracker plugins, flow options)"),
         overrides: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. tracker.plugin=cotracker3"),
-        camera: Optional[str] = typer.Option(None, "--camera", help="camera name when the calibration has several")) -> None:
-    """Extract 3D object flow (T x N x 3, metres, world frame) from a scene folder."""
+        camera: Optional[str] = typer.Option(None, "--camera", help="camera name when the calibration has several"),
+        executor: str = typer.Option("serial", "--executor", help="with --scenes: serial (default) or ray "
+                                     "(docs/scale.md)"),
+        address: Optional[str] = typer.Option(None, "--address", help="--executor ray: an existing cluster "
+                                              "(auto, ray://HOST:10001); default: a local one")) -> None:
+    """Extract 3D object flow (T x N x 3, metres, world frame) from a scene folder (or many: --scenes)."""
     from .flow.extract import extract
     from .observers import RichProgress
+    if scenes or more_scenes:
+        if scene is not None or not scenes:
+            _fail("give one scene with --scene DIR --out FLOW.npz, or many with --scenes DIR... --out DIR")
+        _flow_extract_batch([*scenes, *(more_scenes or [])], out, config, overrides or [], camera, executor, address)
+        return
+    if scene is None:
+        _fail("missing --scene DIR (one scene folder; --scenes DIR... for a batch)")
+    if executor != "serial" or address:
+        _fail("--executor/--address are for a batch (--scenes DIR...); one --scene runs here")
     observer = RichProgress(_console(stderr=True))
     try:
         result = extract(scene, out, config=config, overrides=overrides or [], camera=camera,
@@ -336,6 +375,27 @@ def flow_extract(
         c.print(f"{name}: {path}", markup=False)
 
 
+def _flow_extract_batch(scenes: list[Path], out: Path, config: Optional[Path], overrides: list[str],
+                        camera: Optional[str], executor: str, address: Optional[str]) -> None:
+    from .flow.batch import extract_batch
+    c = _console()
+
+    def progress(done: int, total: int, rec: dict) -> None:
+        why = f": {rec['reason'][:160]}" if rec["status"] == "failed" else ""
+        c.print(f"[{done}/{total}] {rec['name']}: {rec['status']}{why} ({rec.get('seconds', 0):.0f} s)",
+                markup=False, highlight=False)
+
+    try:
+        summary = extract_batch(scenes, out, config=config, overrides=overrides, camera=camera, executor=executor,
+                                address=address, progress=progress)
+    except _known_errors() + (ValueError, _executor_error()) as e:
+        _fail(str(e))
+    c.print(f"{summary['ok']} extracted, {summary['skipped']} already done, {summary['failed']} failed; "
+            f"summary: {Path(out) / 'batch.json'}", markup=False)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
 def _add_world_commands() -> None:
     try:
         from .cli_world import app as world_app
@@ -347,6 +407,10 @@ def _add_world_commands() -> None:
 
 
 _add_world_commands()
+
+from .cli_view import view as _view  # noqa: E402 - d2f view: typer only here, viser when it runs
+
+app.command("view")(_view)
 
 
 def main() -> None:

@@ -85,6 +85,10 @@ class GraspConfig(_Strict):
 class ExecuteConfig(_Strict):
     max_steps: int | None = Field(None, ge=1, description="episode step cap (default: world horizon)")
     record_video: bool = Field(True, description="write the rollout video")
+    video_fps: float | None = Field(None, gt=0, description="frame rate of the rollout video, Hz: the world is "
+                                                            "rendered every round(control_freq / video_fps) steps "
+                                                            "(default: the generated video's frame rate; rendering "
+                                                            "every step costs more than simulating it)")
     stop_on_success: bool = Field(True, description="end the episode as soon as the world's success check "
                                                     "passes (Gymnasium's terminated)")
 

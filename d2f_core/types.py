@@ -469,7 +469,9 @@ class DepthVideo:
 
     Fields:
         depth: float32 T x H x W; metres when ``metric`` (after alignment), else relative units;
-            0 or NaN = invalid.
+            0 or NaN = invalid. The pipeline's aligned depth is quantised to 0.1 mm (error <= 0.05 mm;
+            a coarser power-of-two step beyond 6.55 m), exactly as ``depth.npz`` stores it
+            (:mod:`d2f_core.artifacts`).
         metric: whether values are metres.
         alignment: the fit that made it metric, when the core aligned it.
         model: what estimated it.

@@ -77,8 +77,9 @@ def test_config_swapping_in_wan_runs_extraction_end_to_end(tmp_path):
     assert flow.points.shape == (5, 20, 3) and np.isfinite(flow.points).all()
     result = json.loads((tmp_path / "flow_run" / "result.json").read_text())
     assert result["completed"] == ["observe", "video", "depth", "segment", "track", "flow"]
-    video = np.load(tmp_path / "flow_run" / "video.npz")
-    assert video["frames"].shape == (5, 72, 96, 3) and video["frames"].dtype == np.uint8
+    from d2f_core.artifacts import load_frames
+    frames = load_frames(tmp_path / "flow_run" / "video.npz")
+    assert frames.shape == (5, 72, 96, 3) and frames.dtype == np.uint8
 
 
 @pytest.mark.parametrize("override, remove, needles", [

@@ -170,7 +170,8 @@ def test_video_at_another_resolution_is_mapped_back(tmp_path):
     assert mean < 0.01, mean
     assert res["video_framing"]["native_size"] == [2 * seq.camera.width, int(1.5 * seq.camera.height)]
     assert any("video_framing" in w for w in res.get("warnings", []))
-    frames = np.load(tmp_path / "flow_run" / "video.npz")["frames"]
+    from d2f_core.artifacts import load_frames
+    frames = load_frames(tmp_path / "flow_run" / "video.npz")
     assert frames.shape[1:3] == (seq.camera.height, seq.camera.width)
     # the mapped-back video matches the camera-resolution truth closely (interpolation only)
     assert np.abs(frames.astype(float) - seq.rgb.astype(float)).mean() < 12

@@ -127,8 +127,9 @@ def test_real_recipe_runs_end_to_end_on_a_scene_folder(env, tmp_path):
     for path in ("Wan2.1-I2V-14B-480P-Diffusers", "SpatialTrackerV2_Front", "grounding-dino-tiny",
                  "cotracker3/scaled_offline.pth", "model_final_f05665.pkl", "anygrasp/checkpoint_detection.tar"):
         assert f"{env['weights']}/{path}" in cfg  # the weights block, $D2F_WEIGHTS expanded, reached the options
-    video = np.load(out / "video.npz")
-    assert video["frames"].shape == (5, 48, 64, 3) and video["frames"].dtype == np.uint8
+    from d2f_core.artifacts import load_frames
+    frames = load_frames(out / "video.npz")
+    assert frames.shape == (5, 48, 64, 3) and frames.dtype == np.uint8
     flow = np.load(out / "flow.npz")
     assert flow["points"].shape[:2] == (5, 20)
     grasps = json.loads((out / "grasps.json").read_text())

@@ -96,6 +96,14 @@ def test_run_writes_everything_and_measures_success(scene_files):
     final = res["privileged_final"]
     assert np.hypot(*(np.array(final["block_pose"][:2]) - final["goal_pose"][:2])) < 0.02
     assert (out / "rollout.npz").exists() and (out / "config.yaml").exists()
+    # the rollout: rendered at the video's frame rate (8 fps), as rollout.mp4 + the sparse state in rollout.npz
+    with np.load(out / "rollout.npz") as z:
+        every, control = int(z["frame_every"]), float(z["control_freq"])
+        assert every == max(1, int(control / 8.0 + 0.5)) and float(z["fps"]) == pytest.approx(control / every)
+        steps = z["frame_steps"]
+        assert steps[0] == 0 and steps[-1] == res["steps"] and np.all(np.diff(steps) > 0)
+        assert len(z["rewards"]) == res["steps"] and "frames" not in z.files
+    assert (out / "rollout.mp4").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["plugins"]["tracker"]["package"] == "dream2flow"
     assert "✓ flow" in p.stderr  # progress display
@@ -140,3 +148,17 @@ def test_a_failing_stage_keeps_earlier_work(scene_files, tmp_path):
     assert res["stopped_at"] == "depth" and res["stages"]["video"]["status"] == "done"
     assert (out / "video.npz").exists() and (out / "error.log").exists()
     assert res["success"] is False  # a run with a world and a solver that could not act has failed
+
+
+def test_rollout_frames_go_losslessly_into_rollout_npz_without_a_movie_writer(scene_files, monkeypatch):
+    from d2f_core import pipeline
+    from d2f_core.artifacts import load_frames
+    from d2f_core.config import load_config
+    monkeypatch.setattr(pipeline, "_try_write_mp4", lambda *a, **k: False)
+    out = scene_files / "run_no_mp4"
+    res = pipeline.Run(config=load_config(str(scene_files / "run.yaml"), []), out_dir=out).execute()
+    assert res["success"] is True and not (out / "rollout.mp4").exists()
+    frames = load_frames(out / "rollout.npz")
+    with np.load(out / "rollout.npz") as z:
+        assert frames.dtype == np.uint8 and len(frames) == len(z["frame_steps"]) >= 2
+        assert z["frame_steps"][-1] == res["steps"]

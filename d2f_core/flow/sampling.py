@@ -30,10 +30,25 @@ def farthest_point_sampling(points: np.ndarray, n: int, seed: int = 0) -> np.nda
     rng = np.random.default_rng(seed)
     idx = np.empty(n, np.int64)
     idx[0] = rng.integers(m)
-    dist = np.sum((pts - pts[idx[0]]) ** 2, axis=1)
+    # per coordinate, in place: the same sums in the same order as summing (pts - p) ** 2 over axis 1
+    cols = np.ascontiguousarray(pts.T)
+    dist = np.empty(m)
+    tmp = np.empty(m)
+
+    def sq_dist(j: int, out: np.ndarray) -> np.ndarray:
+        np.subtract(cols[0], cols[0, j], out=out)
+        np.multiply(out, out, out=out)
+        for c in cols[1:]:
+            np.subtract(c, c[j], out=tmp)
+            np.multiply(tmp, tmp, out=tmp)
+            out += tmp
+        return out
+
+    sq_dist(idx[0], dist)
+    d = np.empty(m)
     for i in range(1, n):
         idx[i] = int(np.argmax(dist))
-        dist = np.minimum(dist, np.sum((pts - pts[idx[i]]) ** 2, axis=1))
+        np.minimum(dist, sq_dist(idx[i], d), out=dist)
     return idx
 
 

@@ -80,7 +80,7 @@ def write_overlay(path: str | Path, frames: np.ndarray, tracks: Tracks2D, fps: f
     h, w = arr.shape[1:3]
     arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     try:
-        iio.mimwrite(path, arr, fps=fps, macro_block_size=1, quality=8)
+        iio.mimwrite(path, arr, fps=fps, macro_block_size=1, quality=8, ffmpeg_params=["-preset", "veryfast"])
     except Exception as e:  # noqa: BLE001 - pictures never fail a run
         return None, f"could not write {path.name}: {type(e).__name__}: {e}"
     return path, ""

@@ -183,7 +183,12 @@ def _knn(idx: np.ndarray, pool: np.ndarray, qxy: np.ndarray, qf: np.ndarray, k: 
         kk = min(k, cand.size)
         for s in range(0, rows.size, 1024):
             r = rows[s:s + 1024]
-            d = ((qxy[idx[r]].astype(np.float64)[:, None, :] - P[None]) ** 2).sum(-1)
+            Q = qxy[idx[r]].astype(np.float64)
+            d = Q[:, 0, None] - P[None, :, 0]   # per coordinate: the same sum as ((Q - P) ** 2).sum(-1)
+            d *= d
+            dy = Q[:, 1, None] - P[None, :, 1]
+            dy *= dy
+            d += dy
             d[idx[r][:, None] == cand[None, :]] = np.inf
             nn = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < cand.size else \
                 np.broadcast_to(np.arange(cand.size), (r.size, cand.size))
@@ -409,15 +414,18 @@ class LucasKanadeTracker:
             c = _tile_centres(sel.size, side)
             start = c + (init[sel] - centre).astype(np.float32)
             p, st = self._lk(tmpl, cur, c, init=start, levels=0)
-            back, stb = self._lk(cur, tmpl, p, levels=0)
             shift = p - start
-            good = (st & stb & (np.linalg.norm(back - c, axis=1) <= o.fb_threshold_px)
-                    & (np.linalg.norm(shift, axis=1) <= max_shift))
-            if o.small_window and np.any(good):
+            good = st & (np.linalg.norm(shift, axis=1) <= max_shift)
+            g = np.nonzero(good)[0]  # LK is per point: checking only the candidates gives the same answers
+            if g.size:
+                back, stb = self._lk(cur, tmpl, p[g], levels=0)
+                good[g] = stb & (np.linalg.norm(back - c[g], axis=1) <= o.fb_threshold_px)
+                g = np.nonzero(good)[0]
+            if o.small_window and g.size:
                 # a small window must agree with the large one: they disagree where the large window
                 # straddles a motion boundary or an occluder's edge (LK then sticks to the edge)
-                small, sts = self._lk(tmpl, cur, c, init=p, levels=0, window=o.small_window)
-                good &= ~sts | (np.linalg.norm(small - p, axis=1) <= o.consistency_threshold_px)
+                small, sts = self._lk(tmpl, cur, c[g], init=p[g], levels=0, window=o.small_window)
+                good[g] = ~sts | (np.linalg.norm(small - p[g], axis=1) <= o.consistency_threshold_px)
             out[sel[good]] = init[sel[good]] + shift[good]
             ok[sel] = good
         return out, ok
@@ -453,6 +461,7 @@ class LucasKanadeTracker:
         H, W = grey[0].shape
         N = qf.size
         pos = qxy.copy()                      # current (alive) or last visible (lost) position
+        vel = np.zeros_like(pos)              # last frame-to-frame step of tracked points (initial guess)
         alive = np.zeros(N, bool)             # tracked and visible
         active = np.zeros(N, bool)            # its query frame has been passed
         step_side = o.window_px // 2 * 2 + 1
@@ -463,6 +472,7 @@ class LucasKanadeTracker:
         for t in order:
             new = qf == t
             pos[new], alive[new], active[new], cached[new] = qxy[new], True, True, False
+            vel[new] = 0.0
             u = t + d
             if not 0 <= u < T:
                 break
@@ -471,10 +481,14 @@ class LucasKanadeTracker:
             if a.size:
                 was_cached, prev_patch = cached.copy(), patch.copy() if o.min_step_ncc > -1.0 else patch
                 cached[:] = False
-                p1, st = self._lk(grey[t], grey[u], pos[a])
-                back, stb = self._lk(grey[u], grey[t], p1)
-                ok = st & stb & (np.linalg.norm(back - pos[a], axis=1) <= o.fb_threshold_px)
-                ok &= self._inside(p1, W, H)
+                # started where the point's last step would take it (fewer LK iterations; converges to
+                # the same match), else at its position
+                p1, st = self._lk(grey[t], grey[u], pos[a], init=pos[a] + vel[a])
+                ok = st & self._inside(p1, W, H)
+                g = np.nonzero(ok)[0]
+                if g.size:  # backward check of the forward successes only (LK is per point)
+                    back, stb = self._lk(grey[u], grey[t], p1[g])
+                    ok[g] = stb & (np.linalg.norm(back - pos[a[g]], axis=1) <= o.fb_threshold_px)
                 k = np.nonzero(ok)[0]
                 if k.size:
                     cur, tracked = pos.copy(), np.zeros(N, bool)
@@ -516,6 +530,8 @@ class LucasKanadeTracker:
                         k, lin, now = k[good], lin[good], now[good]
                     if o.min_ncc > -1.0 and k.size:
                         ok[k] = self._appearance(grey, u, a[k], p1[k], qf, qxy, lin, cur=now) >= o.min_ncc
+                vel[a] = 0.0
+                vel[a[ok]] = p1[ok] - pos[a[ok]]
                 pos[a[ok]] = p1[ok]
                 alive[a[~ok]] = False
                 cached[a[~ok]] = False
