@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from d2f_core import DataError, Manifest, ObjectFlow, Tracks2D, Video
+from d2f_core import Manifest, ObjectFlow, Tracks2D, Video
 from d2f_core.flow.extract import extract
 from d2f_core.flow.scene import load_scene, write_scene
 from d2f_core.registry import Registry

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import math
-import os
 import xml.etree.ElementTree as ET
 
 import numpy as np

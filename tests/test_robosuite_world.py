@@ -9,7 +9,6 @@ on the handle, and (slow) flow extracted from `d2f world oracle` ending on the o
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -14,7 +14,7 @@ import io
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
