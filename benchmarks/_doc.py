@@ -36,7 +36,7 @@ def write_section(path: Path, section: str, text: str) -> None:
     if section in doc:
         start = doc.index(section)
         nxt = doc.find("\n## ", start + len(section))
-        doc = doc[:start] + text + (doc[nxt + 1:] if nxt != -1 else "")
+        doc = doc[:start] + text.rstrip("\n") + "\n\n" + (doc[nxt + 1:] if nxt != -1 else "")
     else:
         doc = doc.rstrip() + "\n\n" + text
     path.write_text(doc)
