@@ -265,6 +265,11 @@ class Run:
                 reason = self.registry.unavailable_reason(entry.manifest)
                 if reason:
                     raise PluginError(f"{kind}.plugin: {cfg.plugin!r} is unavailable here: {reason}")
+                if kind == "world" and "mujoco" in tuple(entry.manifest.requires or ()):
+                    from .gl import gl_choice
+                    gl = gl_choice()
+                    if gl.problem and gl.backend is not None:  # a MUJOCO_GL that cannot render: bad input
+                        raise PluginError(f"{kind}.plugin: {cfg.plugin!r} renders with MuJoCo, but {gl.problem}")
                 self.registry.validate_options(entry, cfg.options, where=f"{kind}.options")
             except PluginError:
                 if not self.allow_partial:

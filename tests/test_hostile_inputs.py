@@ -188,6 +188,16 @@ def test_world_commands_report_a_bad_mujoco_gl_as_one_line(tmp_path, monkeypatch
         one_line_error(runner.invoke(app, ["world", *args], catch_exceptions=False), "MUJOCO_GL='bogus'", "egl")
 
 
+def test_run_reports_a_bad_mujoco_gl_as_bad_input_before_any_stage(tmp_path, monkeypatch):
+    """`d2f run` of a MuJoCo world with MUJOCO_GL=bogus: exit 2 and the same one line as `d2f world`
+    (it used to be exit 1, "stage 'observe' failed: RuntimeError"), and no stage ran."""
+    monkeypatch.setenv("MUJOCO_GL", "bogus")
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["run", "demo", "--out", str(out)], catch_exceptions=False)
+    one_line_error(res, "world.plugin", "MUJOCO_GL='bogus'", "egl")
+    assert not (out / "stages").exists()
+
+
 def test_an_unexpected_exception_is_one_line_without_debug(monkeypatch, capsys):
     import d2f_core.cli as cli
 
