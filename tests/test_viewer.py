@@ -16,7 +16,8 @@ import pytest
 from d2f_core import ObjectFlow
 from d2f_core.types import RGBD, Camera, Grasp, Observation
 from d2f_core.viewer import (OCCLUDED_COLOR, VISIBLE_COLOR, ViewerInputs, build_scene, free_port, load_inputs,
-                             occluded_positions, rotation_to_wxyz, wxyz_to_rotation)
+                             occluded_positions)
+from d2f_core.geometry import matrix_from_quat as wxyz_to_rotation, quat_from_matrix as rotation_to_wxyz
 
 T, N = 6, 8
 
@@ -279,14 +280,17 @@ def test_headless_chromium_shows_the_particles(tmp_path):
             if name != "/flow/particles":
                 node.visible = False
         # the scene arrives over a websocket in real time (not Chromium's virtual time): on a loaded
-        # machine the first screenshot can be taken before it is drawn, so try a few times
+        # machine a page can be captured before the scene (or the hidden state) reaches it, so the pair of
+        # screenshots is taken again, with a longer budget, until they differ (at most 3 times)
+        url = f"http://127.0.0.1:{v.port}"
         for attempt in range(3):
-            with_particles = screenshot(f"http://127.0.0.1:{v.port}", tmp_path / f"shot{attempt}.png",
-                                        budget_ms=15000 * (attempt + 1))
-            if with_particles.is_file() and orange(with_particles).sum() > 100:
+            v.nodes["/flow/particles"].visible = True
+            with_particles = screenshot(url, tmp_path / f"shot{attempt}.png", budget_ms=15000 * (attempt + 1))
+            v.nodes["/flow/particles"].visible = False
+            without = screenshot(url, tmp_path / f"shot_hidden{attempt}.png", budget_ms=15000 * (attempt + 1))
+            if with_particles.is_file() and without.is_file() and \
+                    (orange(with_particles) & ~orange(without)).sum() > 100:
                 break
-        v.nodes["/flow/particles"].visible = False
-        without = screenshot(f"http://127.0.0.1:{v.port}", tmp_path / "shot_hidden.png", budget_ms=30000)
     finally:
         v.stop()
     assert with_particles.is_file() and without.is_file(), "chromium wrote no screenshot"
