@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -133,6 +133,16 @@ def decode_frames(z: Mapping[str, Any], where: str = "frames") -> np.ndarray:
     return _undiff(np.frombuffer(raw, np.uint8).reshape(shape))
 
 
+def _load_npz(path: str | Path, decode: Callable[[Any, str], np.ndarray]) -> np.ndarray:
+    """``decode(npz, where)`` of the ``.npz`` at ``path``; an unreadable file is a DataError saying re-run."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return decode(z, str(p))
+    except (OSError, ValueError) as e:
+        raise DataError(f"{p}: not a readable .npz ({type(e).__name__}: {e}); {RERUN_HINT}") from None
+
+
 def save_frames(path: str | Path, frames: np.ndarray, **extra: Any) -> None:
     """Write frames (plus small ``extra`` entries such as fps) to ``path`` (.npz, uncompressed zip)."""
     with open(path, "wb") as f:
@@ -141,12 +151,7 @@ def save_frames(path: str | Path, frames: np.ndarray, **extra: Any) -> None:
 
 def load_frames(path: str | Path) -> np.ndarray:
     """Frames of a ``.npz`` written by :func:`save_frames` or a raw-``frames`` file of an older run."""
-    p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            return decode_frames(z, str(p))
-    except (OSError, ValueError) as e:
-        raise DataError(f"{p}: not a readable .npz ({type(e).__name__}: {e}); {RERUN_HINT}") from None
+    return _load_npz(path, decode_frames)
 
 
 # ---------------------------------------------------------------------------------------------- depth
@@ -225,9 +230,4 @@ def save_depth(path: str | Path, depth: np.ndarray, step: float | None = None, *
 
 
 def load_depth(path: str | Path) -> np.ndarray:
-    p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            return decode_depth(z, str(p))
-    except (OSError, ValueError) as e:
-        raise DataError(f"{p}: not a readable .npz ({type(e).__name__}: {e}); {RERUN_HINT}") from None
+    return _load_npz(path, decode_depth)

@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-__all__ = ["so3_log", "so3_exp", "rotation_angle", "skew", "to_frame", "from_frame", "zbuffer", "R_TOP_DOWN"]
+__all__ = ["so3_log", "so3_exp", "rotation_angle", "skew", "to_frame", "from_frame", "zbuffer", "R_TOP_DOWN",
+           "quat_from_matrix", "matrix_from_quat"]
 
 R_TOP_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 """Camera-to-world rotation of a virtual camera looking straight down world -z (OpenCV axes:
@@ -61,6 +62,34 @@ def skew(v: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1),
                      np.stack([v[..., 2], z, -v[..., 0]], -1),
                      np.stack([-v[..., 1], v[..., 0], z], -1)], -2)
+
+
+def quat_from_matrix(R: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix (MuJoCo's and viser's order)."""
+    R = np.asarray(R, dtype=np.float64)
+    tr = np.trace(R)
+    if tr > 0:
+        s = math.sqrt(tr + 1.0) * 2
+        q = np.array([0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s])
+    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
+        s = math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2]) * 2
+        q = np.array([(R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s])
+    elif R[1, 1] > R[2, 2]:
+        s = math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2]) * 2
+        q = np.array([(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s])
+    else:
+        s = math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1]) * 2
+        q = np.array([(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s])
+    q /= np.linalg.norm(q)
+    return -q if q[0] < 0 else q
+
+
+def matrix_from_quat(q: np.ndarray) -> np.ndarray:
+    """3x3 rotation of a quaternion (w, x, y, z)."""
+    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def to_frame(T_world_x: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -404,6 +404,17 @@ class Framing:
                 "height": self.height, "mode": self.mode}
 
 
+def frames_match(reference: np.ndarray, frames: np.ndarray, tol: float = 1.0) -> bool:
+    """Whether ``frames`` (T x H x W x 3) are ``reference`` (same shape, and within ``tol`` mean abs
+    difference on the first, middle and last frames: exact, or a lossless round trip). How the
+    simulator stand-ins recognise a video their world rendered."""
+    f = np.asarray(frames)
+    if f.shape != reference.shape:
+        return False
+    return all(float(np.mean(np.abs(f[t].astype(np.int16) - reference[t].astype(np.int16)))) <= tol
+               for t in {0, f.shape[0] // 2, f.shape[0] - 1})
+
+
 @dataclass(frozen=True)
 class Video:
     """A video, generated or recorded.

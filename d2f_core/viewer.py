@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .geometry import quat_from_matrix
 from .types import RGBD, Camera, DataError, Grasp, ObjectFlow
 
 VISIBLE_COLOR = (255, 96, 24)
@@ -191,34 +192,6 @@ class ViewerScene:
         return c + 1.2 * (rz @ d)
 
 
-def rotation_to_wxyz(R: np.ndarray) -> np.ndarray:
-    """3x3 rotation -> unit quaternion (w, x, y, z), w >= 0."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = np.trace(R)
-    if tr > 0:
-        s = 2.0 * math.sqrt(tr + 1.0)
-        q = [0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s]
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
-        q = [(R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s]
-    elif R[1, 1] > R[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
-        q = [(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s]
-    else:
-        s = 2.0 * math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
-        q = [(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s]
-    q = np.array(q)
-    q /= np.linalg.norm(q)
-    return -q if q[0] < 0 else q
-
-
-def wxyz_to_rotation(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-
-
 def scene_cloud(rgbd: RGBD, max_points: int = 150_000) -> tuple[np.ndarray, np.ndarray]:
     """The observation lifted to world points: every ``s``-th pixel in x and y with valid depth
     (``s`` the smallest stride keeping at most ``max_points`` pixels), via ``Camera.backproject``."""
@@ -241,7 +214,7 @@ def camera_frustum(camera: Camera, rgb: np.ndarray | None = None, image_width: i
         step = max(1, int(round(rgb.shape[1] / image_width)))
         image = np.ascontiguousarray(rgb[::step, ::step])
     T = np.asarray(camera.T_world_cam, dtype=np.float64)
-    return {"T_world_cam": T, "position": T[:3, 3].copy(), "wxyz": rotation_to_wxyz(T[:3, :3]), "fov": fov,
+    return {"T_world_cam": T, "position": T[:3, 3].copy(), "wxyz": quat_from_matrix(T[:3, :3]), "fov": fov,
             "aspect": camera.width / camera.height, "image": image, "name": camera.name}
 
 
@@ -313,7 +286,7 @@ def build_scene(inputs: ViewerInputs, *, max_cloud_points: int = 150_000, occlud
         scene.frustum = camera_frustum(inputs.rgbd.camera, inputs.rgbd.rgb)
     for i, g in enumerate(inputs.grasps):
         T = np.asarray(g.T_world_grasp, dtype=np.float64)
-        scene.grasps.append({"T_world_grasp": T, "position": T[:3, 3].copy(), "wxyz": rotation_to_wxyz(T[:3, :3]),
+        scene.grasps.append({"T_world_grasp": T, "position": T[:3, 3].copy(), "wxyz": quat_from_matrix(T[:3, :3]),
                              "width": float(g.width), "score": float(g.score), "source": g.source,
                              "chosen": i == inputs.chosen})
     scene.ee_path, scene.ee_phases, scene.ee_at_step = _plan_path(inputs.plan, scene.num_steps)
@@ -393,7 +366,7 @@ class ViewerServer:
         if s.ee_at_step is not None:
             T = s.ee_at_step[0]
             n["/robot/ee"] = sc.add_frame("/robot/ee", axes_length=0.06, axes_radius=0.004,
-                                          wxyz=rotation_to_wxyz(T[:3, :3]), position=T[:3, 3])
+                                          wxyz=quat_from_matrix(T[:3, :3]), position=T[:3, 3])
         self.server.initial_camera.position = tuple(s.view_position())
         self.server.initial_camera.look_at = tuple(s.center())
 
@@ -408,7 +381,7 @@ class ViewerServer:
             if s.ee_at_step is not None:
                 T = s.ee_at_step[self.step]
                 self.nodes["/robot/ee"].position = T[:3, 3]
-                self.nodes["/robot/ee"].wxyz = rotation_to_wxyz(T[:3, :3])
+                self.nodes["/robot/ee"].wxyz = quat_from_matrix(T[:3, :3])
         if "step" in self._gui and self._gui["step"].value != self.step:
             self._gui["step"].value = self.step
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from cli_asserts import one_line_error
 from d2f_core import ObjectFlow, Video
 from d2f_core.cli import app
 from d2f_core.flow.scene import write_scene
@@ -33,17 +34,6 @@ def good_scene(tmp: Path, seq, **kw) -> Path:
 
 def run_cli(*args: str):
     return runner.invoke(app, ["flow", "extract", *args], catch_exceptions=False)
-
-
-def one_line_error(result, *needles: str) -> str:
-    out = result.output.strip()
-    assert result.exit_code == 2, out
-    assert "Traceback" not in out
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), out
-    for n in needles:
-        assert n in out, (n, out)
-    return out
 
 
 def test_cli_extracts_with_the_default_tracker(tmp_path, seq):

@@ -20,6 +20,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from cli_asserts import one_line_error
 from d2f_core import DataError, ObjectFlow, Video
 from d2f_core.cli import app
 from d2f_core.config import ConfigError, load_config
@@ -28,17 +29,6 @@ from d2f_conformance.synthetic import rigid_box_sequence
 
 runner = CliRunner()
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-
-
-def one_line_error(result, *needles: str, code: int = 2) -> str:
-    out = result.output.strip()
-    assert result.exit_code == code, out
-    assert "Traceback" not in out
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), out
-    for n in needles:
-        assert n in out, (n, out)
-    return out
 
 
 @pytest.fixture(scope="module")

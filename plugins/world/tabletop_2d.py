@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from d2f_core import RGBD, Camera, Manifest, Observation, Task, hookimpl
+from d2f_core.types import frames_match
 
 __all__ = ["Tabletop2DOptions", "Tabletop2DWorld", "TabletopOracleRollout", "SUPPORTED_ROBOTS"]
 
@@ -709,13 +710,8 @@ class TabletopOracleRollout:
     num_frames: int
 
     def matches(self, frames: np.ndarray, tol: float = 1.0) -> bool:
-        """Whether ``frames`` are these frames (within ``tol`` mean abs difference on the first,
-        middle and last frames, for a lossless round trip)."""
-        f = np.asarray(frames)
-        if f.shape != self.frames.shape:
-            return False
-        return all(float(np.mean(np.abs(f[t].astype(np.int16) - self.frames[t].astype(np.int16)))) <= tol
-                   for t in {0, f.shape[0] // 2, f.shape[0] - 1})
+        """Whether ``frames`` are these frames (:func:`d2f_core.types.frames_match`)."""
+        return frames_match(self.frames, frames, tol)
 
 
 class _PushController:

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from d2f_core import Camera
+from d2f_core.geometry import matrix_from_quat, quat_from_matrix
 
 __all__ = ["FLIP_YZ", "intrinsics", "camera_from_mujoco", "mujoco_pose_from_look_at", "quat_from_matrix",
            "matrix_from_quat"]
@@ -44,34 +45,6 @@ def camera_from_mujoco(cam_xpos: np.ndarray, cam_xmat: np.ndarray, fovy_deg: flo
     T[:3, :3] = R_mj @ FLIP_YZ
     T[:3, 3] = np.asarray(cam_xpos, dtype=np.float64)
     return Camera(K=intrinsics(width, height, fovy_deg), T_world_cam=T, width=width, height=height, name=name)
-
-
-def quat_from_matrix(R: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix (MuJoCo's order)."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = np.trace(R)
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = np.array([0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s])
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2]) * 2
-        q = np.array([(R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s])
-    elif R[1, 1] > R[2, 2]:
-        s = math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2]) * 2
-        q = np.array([(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s])
-    else:
-        s = math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1]) * 2
-        q = np.array([(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s])
-    q /= np.linalg.norm(q)
-    return -q if q[0] < 0 else q
-
-
-def matrix_from_quat(q: np.ndarray) -> np.ndarray:
-    """3x3 rotation of a quaternion (w, x, y, z)."""
-    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def mujoco_pose_from_look_at(eye, target, up=(0.0, 0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:

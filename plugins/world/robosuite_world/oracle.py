@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from d2f_core import Camera, Video
+from d2f_core.types import frames_match
 
 __all__ = ["OracleRollout", "true_motion", "load_truth"]
 
@@ -79,13 +80,7 @@ class OracleRollout:
     def matches(self, frames: np.ndarray, tol: float = 1.0) -> bool:
         """Whether ``frames`` (T x H x W x 3) are these frames (exactly, or within ``tol`` mean abs
         difference on the first, middle and last frames, for a lossless round trip)."""
-        f = np.asarray(frames)
-        if f.shape != self.frames.shape:
-            return False
-        for t in {0, f.shape[0] // 2, f.shape[0] - 1}:
-            if float(np.mean(np.abs(f[t].astype(np.int16) - self.frames[t].astype(np.int16)))) > tol:
-                return False
-        return True
+        return frames_match(self.frames, frames, tol)
 
     def save_truth(self, path: str | Path) -> Path:
         """Write the ground truth as ``.npz`` (arrays named like the fields; ``meta`` is JSON)."""
