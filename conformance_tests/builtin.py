@@ -127,6 +127,9 @@ BUILTIN: dict[tuple[str, str], ConformanceSettings] = {
     ("segmenter", "sim-mask"): ConformanceSettings(options={**_SIM_SMALL, "unknown_text": "task_object"}),
     ("hand", "sim-hand"): ConformanceSettings(options=_SIM_SMALL),
     ("world", "robosuite"): ConformanceSettings(options={"width": 320, "height": 240}),
+    # Push-T's seeds S and S+1 share gym-pusht's initial state S // 10 (the paper's 10 states x 10 seeds); the
+    # reset checks need seeds that differ
+    ("world", "pusht"): ConformanceSettings(options={"seeds_per_state": 1}),
     ("solver", "replay"): ConformanceSettings(options={"source": "flow"}),
 }
 """(kind, name) -> settings of every built-in plugin that needs some."""

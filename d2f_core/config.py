@@ -114,6 +114,11 @@ class TrainConfig(_Strict):
     seed: int | None = Field(None, description="seed of data collection and learning (default: --seed, then "
                              "the config's seed)")
     tensorboard: bool = Field(True, description="also write TensorBoard events when tensorboard is installed")
+    estimator: ComponentConfig | None = Field(None, description="dynamics: the estimator that gives the particles "
+                                              "while collecting transitions (default: the run's); Push-T trains on "
+                                              "the simulator's object poses (`sim-particles`), as the paper does")
+    from_checkpoint: bool = Field(False, description="dynamics: start from the model's configured `checkpoint` "
+                                  "option (fine-tune) instead of from scratch (the option is then dropped)")
 
     def dynamics_steps(self) -> int:
         return self.steps if self.steps is not None else math.ceil(self.transitions / self.chunk)

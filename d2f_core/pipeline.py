@@ -14,7 +14,8 @@ track     tracker                                tracks.npz (queries sampled in 
 flow      (core)                                 flow.npz (ObjectFlow)
 grasp     grasper                                grasps.json (candidates, the chosen one)
 plan      solver, embodiment                     plan.json
-execute   world, solver                          rollout.mp4 (+ rollout.npz: frame steps, rewards), success
+execute   world, solver                          rollout.mp4 (+ rollout.npz: frame steps, rewards), success;
+                                                 agent.json: a replanning agent's report at the end
 ========  =====================================  ===========================================
 
 Artifacts of the perception stages are cached by the hash of their inputs (config of the
@@ -957,6 +958,11 @@ def _execute(run: Run) -> dict[str, Any]:
                      progress=lambda done, total: run.progress("execute", done, total, ""))
     out = report.to_json()
     out["privileged_final"] = dict(report.final_state)
+    info = getattr(agent, "info", None)
+    if isinstance(info, dict) and info.get("replans") is not None:
+        # a closed-loop agent's report grew while it acted (replans, t*, each push): agent.json keeps the end of
+        # it (plan.json is the plan stage's cached output and stays as written)
+        atomic_write_text(run.out_dir / "agent.json", json.dumps(info, indent=1, default=_json_default))
     if frames:
         arr = np.stack(frames)
         fps = control / every

@@ -44,9 +44,11 @@ CAPABILITIES: dict[str, dict[str, str]] = {
                                 "(attach, local, moved, grasped)",
                  "sample_actions": "sample_actions(points, n, rng): candidate actions that make contact "
                                    "(random shooting)",
-                 "trainable": "fit(transitions), save(dir), load(dir): learned from data by `d2f train`"},
+                 "trainable": "fit(transitions), save(dir), load(dir): learned from data by `d2f train`",
+                 "privileged_model": "knows the object's exact shape and physics (an upper bound, not learned)"},
     "estimator": {"online": "estimates from the live camera (no simulator state)",
-                  "privileged": "reads the simulator's object state (a stand-in, declared)"},
+                  "privileged": "reads the simulator's object state (a stand-in, declared)",
+                  "multiview": "builds a point cloud from the world's calibrated views (observation.state['views'])"},
     "reward": {"privileged": "reads the simulator's object state (a stand-in, declared)",
                "needs_particles": "needs the estimator's current particles"},
     "embodiment": {"ik": "solves inverse kinematics", "hardware": "can drive a real robot",
@@ -54,7 +56,11 @@ CAPABILITIES: dict[str, dict[str, str]] = {
     "world": {"oracle": "can script the task done right (sim-oracle video)",
               "segmentation": "object_mask(name) from the simulator",
               "object_pose": "privileged state has object_pose: T_world_object 4x4 of the task's moving part",
-              "shaped_reward": "task_reward(): the task's own shaped reward (privileged)"},
+              "shaped_reward": "task_reward(): the task's own shaped reward (privileged)",
+              "pushes": "push(action): executes one whole planar push (contact_x, contact_y, push_dx, push_dy) "
+                        "metres with its own steps (`d2f train` collects one push per transition)",
+              "multiview": "observation.state['views']: calibrated RGB-D views around the scene (rendered on "
+                           "first access)"},
     "solver": {"needs_dynamics": "uses Problem.dynamics", "needs_world": "uses Problem.world",
                "needs_grasp": "uses Problem.grasp", "needs_estimator": "uses Problem.estimator",
                "needs_reward": "uses Problem.reward", "trains": "train(env, out_dir, ...): learns by acting "

@@ -32,9 +32,13 @@ __all__ = ["FlowEnv", "observation_vector"]
 
 def observation_vector(observation: Observation) -> np.ndarray:
     """float32 vector: ``joints`` then every numeric entry of ``observation.state`` (sorted keys,
-    flattened); strings and other non-numeric entries are skipped."""
+    flattened); strings and other non-numeric entries are skipped, and so are the keys a state lists in
+    its ``image_keys`` (camera views it renders only when read)."""
     parts = [np.asarray(observation.joints, dtype=np.float64).ravel()]
+    images = set(getattr(observation.state, "image_keys", ()))  # images rendered on access (pusht's views)
     for key in sorted(observation.state):
+        if key in images:
+            continue
         value = observation.state[key]
         if isinstance(value, (str, bytes)) or value is None:
             continue
@@ -147,6 +151,32 @@ class FlowEnv(gym.Env):
             if not math.isfinite(reward):
                 raise ValueError(f"reward: {getattr(self.reward_fn, 'name', 'the reward')} returned {reward}; "
                                  "a reward must be finite")
+        info = self._info(rinfo)
+        terminated = bool(self.stop_on_success and info["success"])
+        truncated = bool(self.t >= self.horizon and not terminated)
+        return self._vector(obs), reward, terminated, truncated, info
+
+    def push(self, action: Any):
+        """One whole planar push ``(contact_x, contact_y, push_dx, push_dy)`` (metres, world frame) through the
+        world's ``push`` (capability ``pushes``: its own pusher travels, descends behind the contact point,
+        pushes, lifts; many world steps). Returns what :meth:`step` returns; ``t`` counts the world's steps."""
+        push = getattr(self.world, "push", None)
+        if not callable(push) or "pushes" not in getattr(self.world, "capabilities", frozenset()):
+            raise ValueError(f"world: {getattr(self.world, 'name', type(self.world).__name__)!r} cannot execute a "
+                             "whole push (capability 'pushes'); use a push world such as `world: {plugin: pusht}`")
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (4,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"action: a push is 4 finite numbers (contact_x, contact_y, push_dx, push_dy) metres, "
+                             f"got shape {a.shape}")
+        t_before = int(getattr(self.world, "t", self.t))
+        self.observation = obs = push(a)
+        self.t += max(1, int(getattr(self.world, "t", t_before + 1)) - t_before)
+        if self.estimator is not None:
+            self.particles, self.visible = self.estimator.estimate(obs)
+        reward, rinfo = 0.0, None
+        if self.reward_fn is not None:
+            reward, rinfo = self.reward_fn(obs, self.particles, visible=self.visible)
+            reward = float(reward)
         info = self._info(rinfo)
         terminated = bool(self.stop_on_success and info["success"])
         truncated = bool(self.t >= self.horizon and not terminated)

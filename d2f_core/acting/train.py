@@ -19,7 +19,9 @@ the config's **estimator** (``sim-particles`` in simulation: "particles from the
 poses", as the paper's Push-T training), an action ``a`` is drawn, applied as one world step, and the
 estimator's particles after it are ``P'``. The action is ``dynamics.sample_actions(P, 1, rng)`` when the
 model declares ``sample_actions``, else uniform in the world's action bounds; so the model's actions
-must be the world's action vector (``action_dim`` = the world's). An episode that ends (success or
+must be the world's action vector (``action_dim`` = the world's), except on a world with capability
+``pushes`` (``pusht``): there a push model's transition is one whole push (:meth:`FlowEnv.push`), the
+paper's "random-push transitions". An episode that ends (success or
 horizon) is reset with the round's next seed. Then ``fit`` is called on **all** transitions collected
 so far (``points`` K x N x 3, ``actions`` K x action_dim, ``next_points`` K x N x 3; float32 metres,
 world frame) and must *continue* from the model's current parameters and optimiser state. Rounds
@@ -504,6 +506,7 @@ def train(cfg: Any, out_dir: str | Path, *, train_config: TrainConfig | None = N
     if busy and not (out / "train.json").is_file():
         raise TrainError(f"--out {out} is not a d2f train folder (no train.json); choose another --out")
     learners = _learners(cfg, reg)
+    cfg = _training_config(cfg, tc, learners)
     if "dynamics" in learners and cfg.estimator is None:
         raise TrainError(f"estimator: collecting transitions for dynamics {cfg.dynamics.plugin!r} needs the "
                          "particles' positions: add `estimator: {plugin: sim-particles}` (the simulator's object "
@@ -559,6 +562,18 @@ def train(cfg: Any, out_dir: str | Path, *, train_config: TrainConfig | None = N
         folder.release()
 
 
+def _training_config(cfg: Any, tc: TrainConfig, learners: list[str]) -> Any:
+    """The run config the learners train in: ``train.estimator`` replaces the run's estimator, and a dynamics
+    model starts from scratch (its ``checkpoint`` option dropped) unless ``train.from_checkpoint``."""
+    update: dict[str, Any] = {}
+    if "dynamics" in learners and tc.estimator is not None:
+        update["estimator"] = tc.estimator
+    if "dynamics" in learners and not tc.from_checkpoint and "checkpoint" in (cfg.dynamics.options or {}):
+        opts = {k: v for k, v in cfg.dynamics.options.items() if k != "checkpoint"}
+        update["dynamics"] = cfg.dynamics.model_copy(update={"options": opts})
+    return cfg.model_copy(update=update) if update else cfg
+
+
 def _build(reg: Any, cfg: Any, kind: str, env: Any, seed: int, out: Path) -> Any:
     """Build the learner through the registry; its factory reaches the env's world, reward and estimator."""
     from ..registry import BuildContext
@@ -582,6 +597,9 @@ def collect_round(env: Any, dynamics: Any, n: int, seed: int, round_index: int) 
     world_dim = int(env.action_space.shape[0])
     dim = int(dynamics.action_dim)
     sampler = "sample_actions" in getattr(dynamics, "capabilities", frozenset())
+    pushes = "pushes" in getattr(env.world, "capabilities", frozenset())
+    if pushes and dim == 4 and sampler:
+        return _collect_pushes(env, dynamics, int(n), rng)
     if dim != world_dim:
         raise TrainError(f"dynamics.plugin: {dynamics.name!r} acts with {dim} numbers "
                          f"({', '.join(dynamics.action_names)}) but the world's action vector has {world_dim}; "
@@ -604,6 +622,34 @@ def collect_round(env: Any, dynamics: Any, n: int, seed: int, round_index: int) 
             raise ValueError(f"dynamics: sample_actions gave an action of shape {a.shape} (finite values "
                              f"expected, {world_dim} of them)")
         _, _, terminated, truncated, _ = env.step(np.clip(a, low, high))
+        pts.append(p)
+        acts.append(a.astype(np.float32))
+        nxt.append(np.array(env.particles, dtype=np.float32, copy=True))
+        if terminated or truncated:
+            reset()
+    return {"points": np.stack(pts), "actions": np.stack(acts), "next_points": np.stack(nxt)}
+
+
+def _collect_pushes(env: Any, dynamics: Any, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` push transitions: for a world with capability ``pushes`` and a push model (action_dim 4,
+    ``sample_actions``), one transition is one whole push (``FlowEnv.push``) of a push drawn by
+    ``dynamics.sample_actions(P, 1, rng)`` from the current particles: the paper's "random-push
+    transitions". An episode that ends, or particles no longer visible, start a new episode."""
+    def reset() -> None:
+        env.reset(seed=int(rng.integers(0, 2 ** 31 - 1)))
+
+    reset()
+    pts, acts, nxt = [], [], []
+    while len(acts) < n:
+        p = np.array(env.particles, dtype=np.float32, copy=True)
+        vis = np.asarray(env.visible, dtype=bool) if env.visible is not None else np.ones(len(p), bool)
+        if not vis.any():
+            reset()
+            continue
+        a = np.asarray(dynamics.sample_actions(p[vis], 1, rng), dtype=np.float64).reshape(-1)
+        if a.shape != (4,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"dynamics: sample_actions gave a push of shape {a.shape}; expected 4 finite numbers")
+        _, _, terminated, truncated, _ = env.push(a)
         pts.append(p)
         acts.append(a.astype(np.float32))
         nxt.append(np.array(env.particles, dtype=np.float32, copy=True))

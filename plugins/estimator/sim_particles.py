@@ -10,6 +10,10 @@ and the flow's first-frame particles ``p0 = flow.points[0]``; ``estimate`` retur
 Visible: every particle whose first-frame position the flow knows (``flow.visible[0]``, normally
 all); the others keep their ``flow.points[0]`` entry and are not visible.
 
+With option ``anchor: first_reset`` the particles' places on the object are recorded at the first
+reset only and kept for every later episode, whatever the object's start pose then: the particles
+of a dynamics training set on random scenes (Push-T: "particles from the simulator's object poses").
+
 Privileged (declared: capabilities ``privileged``, ``stand_in``): worlds with capability
 ``object_pose`` provide the pose. A deformable object (robosuite ``cover_bowl``'s cloth) has none;
 use the ``tracking`` estimator there.
@@ -17,13 +21,14 @@ use the ``tracking`` estimator there.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from d2f_core import Manifest, ObjectFlow, Observation, hookimpl
 
-__all__ = ["SimParticles", "object_pose"]
+__all__ = ["SimParticles", "SimParticlesOptions", "object_pose"]
 
 
 def object_pose(observation: Any, who: str = "sim-particles") -> np.ndarray:
@@ -54,20 +59,33 @@ def object_pose(observation: Any, who: str = "sim-particles") -> np.ndarray:
     return T
 
 
+class SimParticlesOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    anchor: Literal["every_reset", "first_reset"] = Field(
+        default="every_reset",
+        description="'every_reset': each reset puts the flow's first-frame particles on the object where it is "
+                    "then (the flow starts from the current scene); 'first_reset': the particles' places on the "
+                    "object are taken at the first reset and kept for later episodes (other start poses), as for "
+                    "collecting dynamics training data on random scenes (`d2f train` for Push-T)")
+
+
 class SimParticles:
     """Particles riding on the simulator's object pose (see the module docstring)."""
 
-    name, kind = "sim-particles", "estimator"
+    name, kind, Options = "sim-particles", "estimator", SimParticlesOptions
     capabilities = frozenset({"privileged", "stand_in", "deterministic"})
     description = ("the flow's first-frame particles moved rigidly by the simulator's object "
                    "pose (observation.privileged['object_pose'])")
     verified = ("known rigid motions of the tabletop-2d block and the robosuite door (hinge turned) within 1 mm "
                 "(tests/test_estimators.py)")
 
-    def __init__(self, options: Any = None) -> None:
+    def __init__(self, options: "SimParticlesOptions | None" = None) -> None:
+        self.options = options if isinstance(options, SimParticlesOptions) else SimParticlesOptions()
         self._local: np.ndarray | None = None  # p0 in the object frame at reset, N x 3
         self._p0: np.ndarray | None = None
         self._visible: np.ndarray | None = None
+        self._flow: ObjectFlow | None = None
 
     def reset(self, observation: Observation, flow: ObjectFlow) -> None:
         """Record the object pose of ``observation`` and the flow's first-frame particles (N x 3, metres, world)."""
@@ -75,6 +93,9 @@ class SimParticles:
             raise ValueError(f"flow: expected a d2f_core.ObjectFlow (T x N x 3 metres, world frame), got "
                              f"{type(flow).__name__}")
         T0 = object_pose(observation)
+        if self.options.anchor == "first_reset" and self._local is not None and self._flow is flow:
+            return  # the particles stay where the first reset put them on the object
+        self._flow = flow
         p0 = np.asarray(flow.points[0], dtype=np.float64)
         vis = np.array(flow.visible[0], dtype=bool)
         p0 = np.where(vis[:, None], p0, 0.0)  # invisible entries may be anything: keep them out of the maths
