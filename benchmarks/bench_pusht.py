@@ -75,7 +75,8 @@ def episode(model: str, seed: int, out_root: str, resume: bool) -> dict:
     replans = [h["seconds"] for h in (plan.get("history") or []) if "seconds" in h]
     rec = {"model": model, "seed": seed, "initial_state": seed // 10, "success": bool(row["success"]),
            "success_coverage": bool(final.get("success_coverage", False)),
-           "distance_cm": _r(final.get("distance_m"), 100, 2), "yaw_deg": _r(final.get("yaw_error_deg"), 1, 1),
+           "distance_cm": _r((final.get("pose_error") or [None, None])[0], 100, 2),
+           "yaw_deg": _r((final.get("pose_error") or [None, None])[1], 1, 1),
            "coverage": _r(final.get("coverage"), 1, 3), "pushes": plan.get("pushes"), "steps": row["steps"],
            "replan_s": round(statistics.median(replans), 3) if replans else None,
            "reason": row["reason"], "seconds": round(time.perf_counter() - t0, 1), "commit": here}
@@ -112,7 +113,8 @@ def speed(repeats: int = 5) -> list[dict]:
     rows = []
     base = None
     for model in ("heuristic", "particle", "pose", "pymunk"):
-        opts = dict(cfg.dynamics.options) if model == "particle" else {}
+        opts = {"checkpoint": cfg.dynamics.options.get("checkpoint", "pusht-500")} if model in ("particle", "pose") \
+            else {}
         dyn = reg.create("dynamics", model, opts, ctx=BuildContext(seed=0, workdir=ROOT / "runs"), where="dynamics")
         times, pt = [], []
         for _ in range(repeats):
@@ -183,10 +185,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_pusht"))
     ap.add_argument("--resume", action="store_true", help="reuse episodes made at this same commit")
     ap.add_argument("--speed-only", action="store_true", help="only the replan timing table")
+    ap.add_argument("--no-speed", action="store_true", help="skip the replan timing table (a quick look)")
     ap.add_argument("--write", action="store_true", help="write docs/benchmarks.md and docs/bench_pusht.csv")
     a = ap.parse_args()
     cmd = "python benchmarks/bench_pusht.py " + " ".join(sys.argv[1:])
-    rows = speed()
+    rows = [] if a.no_speed else speed()
     speed_text = (f"{SPEED_SECTION}\n\n{machine_line(cmd)} Commit {commit()[:12]}. One process, **one torch "
                   "thread** (the fair setting for a 2-core machine running two episodes at once), ~250 flow "
                   "particles of a T, median of 5.\n\n" + speed_table(rows) + "\n")
@@ -215,7 +218,7 @@ def main() -> None:
             "push), gym-pusht's physics and both success checks. `pymunk` predicts with a copy of gym-pusht's "
             "physics and the T's exact shape: the upper bound, not a learned model.\n")
     publish(ROOT / "docs" / "benchmarks.md" if a.write else None, SECTION, f"{SECTION}\n\n{body}")
-    if a.write:
+    if a.write and rows:
         publish(ROOT / "docs" / "benchmarks.md", SPEED_SECTION, speed_text)
         keys = ["model", "seed", "initial_state", "success", "success_coverage", "distance_cm", "yaw_deg",
                 "coverage", "pushes", "steps", "replan_s", "seconds", "reason", "commit"]

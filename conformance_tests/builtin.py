@@ -130,6 +130,10 @@ BUILTIN: dict[tuple[str, str], ConformanceSettings] = {
     # Push-T's seeds S and S+1 share gym-pusht's initial state S // 10 (the paper's 10 states x 10 seeds); the
     # reset checks need seeds that differ
     ("world", "pusht"): ConformanceSettings(options={"seeds_per_state": 1}),
+    # learned Push-T models are checked untrained (random weights) for their contract; their accuracy is
+    # tests/test_pusht_dynamics.py's and the benchmark's
+    ("dynamics", "particle"): ConformanceSettings(options={"allow_untrained": True}),
+    ("dynamics", "pose"): ConformanceSettings(options={"allow_untrained": True}),
     ("solver", "replay"): ConformanceSettings(options={"source": "flow"}),
 }
 """(kind, name) -> settings of every built-in plugin that needs some."""

@@ -954,7 +954,8 @@ def _execute(run: Run) -> dict[str, Any]:
     want = cfg.video_fps or (video.fps if video is not None else None)
     # render only at the video's frame rate: a 640x480 frame costs more than a simulated step
     every = max(1, int(control / want + 0.5)) if want else 1
-    report = rollout(env, agent, run.seed, frames=frames, frame_every=every,
+    trace: list[dict[str, Any]] = []
+    report = rollout(env, agent, run.seed, frames=frames, frame_every=every, trace=trace,
                      progress=lambda done, total: run.progress("execute", done, total, ""))
     out = report.to_json()
     out["privileged_final"] = dict(report.final_state)
@@ -985,6 +986,15 @@ def _execute(run: Run) -> dict[str, Any]:
             run.result.setdefault("pictures", {})["rollout"] = "rollout.mp4"
         if _rollout_sheet(run.out_dir / "rollout.png", arr):
             run.result.setdefault("pictures", {})["frames"] = "rollout.png"
+        pictures = getattr(agent, "episode_pictures", None)
+        if callable(pictures):
+            # the solver draws what it did over the rollout (random shooting: its subgoals, errors per push)
+            try:
+                made = pictures(run.out_dir, frames=arr, frame_steps=np.asarray(steps[:len(arr)]), fps=fps,
+                                camera=getattr(world, "camera", None), trace=trace)
+                run.result.setdefault("pictures", {}).update(made or {})
+            except Exception as e:  # noqa: BLE001 - a picture must not fail the episode
+                run.warn(f"execute: the solver's pictures failed ({type(e).__name__}: {e})")
     run.result.update(success=report.success, steps=report.steps, privileged_final=out["privileged_final"],
                       episode={k: out[k] for k in ("return", "ended", "seconds")})
     if not report.success:

@@ -28,7 +28,8 @@ def refusal_of(agent: Any) -> str | None:
 
 def rollout(env: Any, agent: Any, seed: int, *, max_steps: int | None = None,
             frames: list[np.ndarray] | None = None, frame_every: int = 1,
-            progress: Callable[[int, int], None] | None = None) -> EpisodeReport:
+            progress: Callable[[int, int], None] | None = None,
+            trace: list[dict[str, Any]] | None = None) -> EpisodeReport:
     """Run one episode (see the module docstring).
 
     Args:
@@ -40,6 +41,9 @@ def rollout(env: Any, agent: Any, seed: int, *, max_steps: int | None = None,
         frames: a list to append RGB frames to (the first after reset, then every ``frame_every``
             steps and the last), or None for no video.
         progress: called as ``progress(step, max_steps)`` every 10 steps.
+        trace: a list to append ``{"step": k, **world.privileged_state()}`` to after the reset (k = 0) and
+            every step (plain JSON values; the 4x4 ``object_pose`` left out), or None: what the world's
+            ground truth was along the episode, for pictures and reports (never shown to the agent).
     """
     t0 = time.perf_counter()
     steps, ret, rewards = 0, 0.0, []
@@ -50,6 +54,8 @@ def rollout(env: Any, agent: Any, seed: int, *, max_steps: int | None = None,
         _, info = env.reset(seed=int(seed))
         obs = env.observation
         agent.reset(obs)
+        if trace is not None:
+            trace.append(_state(env, 0))
         if grab is not None:
             frames.append(grab(obs))
         refused = refusal_of(agent)
@@ -70,6 +76,8 @@ def rollout(env: Any, agent: Any, seed: int, *, max_steps: int | None = None,
                 steps += 1
                 ret += float(r)
                 rewards.append(float(r))
+                if trace is not None:
+                    trace.append(_state(env, steps))
                 if grab is not None and (steps % max(1, frame_every) == 0):
                     frames.append(grab(obs))
                 if progress is not None and steps % 10 == 0:
@@ -102,6 +110,11 @@ def rollout(env: Any, agent: Any, seed: int, *, max_steps: int | None = None,
                          reason="" if success else reason, ended=ended,
                          seconds=time.perf_counter() - t0, final_state=final, rewards=tuple(rewards),
                          info=EpisodeReport.plain({"last": last_info}))
+
+
+def _state(env: Any, step: int) -> dict[str, Any]:
+    state = {k: v for k, v in dict(env.world.privileged_state()).items() if k != "object_pose"}
+    return {"step": int(step), **EpisodeReport.plain(state)}
 
 
 def _grabber(env: Any) -> Callable[[Any], np.ndarray]:

@@ -506,7 +506,7 @@ def train(cfg: Any, out_dir: str | Path, *, train_config: TrainConfig | None = N
     if busy and not (out / "train.json").is_file():
         raise TrainError(f"--out {out} is not a d2f train folder (no train.json); choose another --out")
     learners = _learners(cfg, reg)
-    cfg = _training_config(cfg, tc, learners)
+    cfg = _training_config(cfg, tc, learners, reg)
     if "dynamics" in learners and cfg.estimator is None:
         raise TrainError(f"estimator: collecting transitions for dynamics {cfg.dynamics.plugin!r} needs the "
                          "particles' positions: add `estimator: {plugin: sim-particles}` (the simulator's object "
@@ -562,15 +562,19 @@ def train(cfg: Any, out_dir: str | Path, *, train_config: TrainConfig | None = N
         folder.release()
 
 
-def _training_config(cfg: Any, tc: TrainConfig, learners: list[str]) -> Any:
+def _training_config(cfg: Any, tc: TrainConfig, learners: list[str], reg: Any) -> Any:
     """The run config the learners train in: ``train.estimator`` replaces the run's estimator, and a dynamics
-    model starts from scratch (its ``checkpoint`` option dropped) unless ``train.from_checkpoint``."""
+    model starts from scratch (its ``checkpoint`` option set to None, whatever its default or the config's
+    value: a shipped model is not warm-started by accident) unless ``train.from_checkpoint``."""
     update: dict[str, Any] = {}
     if "dynamics" in learners and tc.estimator is not None:
         update["estimator"] = tc.estimator
-    if "dynamics" in learners and not tc.from_checkpoint and "checkpoint" in (cfg.dynamics.options or {}):
-        opts = {k: v for k, v in cfg.dynamics.options.items() if k != "checkpoint"}
-        update["dynamics"] = cfg.dynamics.model_copy(update={"options": opts})
+    if "dynamics" in learners and not tc.from_checkpoint:
+        options_cls = reg.get("dynamics", cfg.dynamics.plugin, where="dynamics.plugin").manifest.options_model
+        fields = getattr(options_cls, "model_fields", {}) or {}
+        if "checkpoint" in fields or "checkpoint" in (cfg.dynamics.options or {}):
+            opts = {**(cfg.dynamics.options or {}), "checkpoint": None}
+            update["dynamics"] = cfg.dynamics.model_copy(update={"options": opts})
     return cfg.model_copy(update=update) if update else cfg
 
 

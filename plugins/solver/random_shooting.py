@@ -274,7 +274,7 @@ class RandomShootingAgent:
         T = self._fp.shape[0]
         t_star, dist = nearest_flow_step(self._fp, self._fv, P, vis, o.t_star_tolerance)
         final = dist[T - 1]
-        entry: dict[str, Any] = {"push": self.pushes, "t_star": t_star,
+        entry: dict[str, Any] = {"push": self.pushes, "step": self.steps, "t_star": t_star,
                                  "to_final_m": round(float(final), 5) if math.isfinite(final) else None}
         self.info["t_star"].append(t_star)
         if math.isfinite(final) and final <= o.goal_tolerance:
@@ -335,6 +335,43 @@ class RandomShootingAgent:
         self.info["plan_seconds"] = round(self.info["plan_seconds"] + seconds, 4)
         return True
 
+    # ------------------------------------------------------------------ pictures
+    def episode_pictures(self, out_dir: Any, *, frames: np.ndarray, frame_steps: np.ndarray, fps: float,
+                         camera: Any = None, trace: list[dict[str, Any]] | None = None) -> dict[str, str]:
+        """After an episode: ``rollout_subgoal.mp4`` (the rollout with the current subgoal's flow points in
+        green and the flow's last step in white, projected with ``camera``) and ``errors_per_push.png``
+        (before each push: the object's true position and yaw error to the goal when the world's
+        privileged state has ``pose_error`` [metres, degrees], and the agent's own estimate, the mean
+        distance of its particles to the flow's last step). Returns {picture name: file name}."""
+        from pathlib import Path
+
+        out, made = Path(out_dir), {}
+        replans = [h for h in self.history if "step" in h]
+        if camera is not None and len(frames) and replans:
+            drawn = _draw_subgoals(frames, frame_steps, replans, self._fp, self._fv, camera)
+            try:
+                import imageio.v2 as iio
+
+                iio.mimwrite(out / "rollout_subgoal.mp4", list(drawn), fps=max(1.0, float(fps)), codec="libx264",
+                             macro_block_size=1, quality=8)
+                made["rollout_subgoal"] = "rollout_subgoal.mp4"
+            except Exception:  # noqa: BLE001 - no movie writer: a contact sheet is still written below
+                pass
+            idx = np.linspace(0, len(drawn) - 1, min(8, len(drawn))).astype(int)
+            sheet = np.concatenate([np.concatenate(list(drawn[idx[:4]]), 1), np.concatenate(
+                list(drawn[idx[4:8]]) + [np.zeros_like(drawn[0])] * (4 - len(idx[4:8])), 1)], 0) \
+                if len(idx) > 4 else np.concatenate(list(drawn[idx]), 1)
+            try:
+                import imageio.v2 as iio
+
+                iio.imwrite(out / "rollout_subgoal.png", sheet[::2, ::2])
+                made["rollout_subgoal_sheet"] = "rollout_subgoal.png"
+            except ImportError:
+                pass
+        if self.history and _plot_errors(out / "errors_per_push.png", self.history, trace or []):
+            made["errors_per_push"] = "errors_per_push.png"
+        return made
+
     def _waypoint_actions(self, waypoints: list[np.ndarray], q: np.ndarray
                           ) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """(world action, reached tip position) per waypoint, or None if one is out of reach."""
@@ -353,6 +390,80 @@ class RandomShootingAgent:
             out.append((np.asarray(emb.joint_action(q_prev), dtype=np.float64),
                         np.asarray(emb.fk(q_prev), dtype=np.float64)[:3, 3]))
         return out
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def _draw_subgoals(frames: np.ndarray, frame_steps: np.ndarray, replans: list[dict[str, Any]], fp: np.ndarray,
+                   fv: np.ndarray, camera: Any) -> np.ndarray:
+    """Copies of ``frames`` with the subgoal in force at each frame's step (green) and the flow's last step
+    (white) drawn as 2-pixel dots."""
+    out = np.array(frames, copy=True)
+    H, W = out.shape[1:3]
+    T = fp.shape[0]
+    steps = [int(h["step"]) for h in replans]
+
+    def dots(img: np.ndarray, pts: np.ndarray, colour: tuple[int, int, int]) -> None:
+        if not len(pts):
+            return
+        uv, z = camera.project(pts)
+        ok = (z > 0) & np.all(np.isfinite(uv), axis=1)
+        for x, y in np.round(uv[ok]).astype(int):
+            if 1 <= x < W - 1 and 1 <= y < H - 1:
+                img[y - 1:y + 1, x - 1:x + 1] = colour
+
+    final = fp[T - 1][fv[T - 1]]
+    for i, k in enumerate(np.asarray(frame_steps, dtype=int)):
+        dots(out[i], final, (255, 255, 255))
+        j = int(np.searchsorted(steps, k, side="right")) - 1
+        if j >= 0 and replans[j].get("subgoal_t") is not None:
+            t = int(replans[j]["subgoal_t"])
+            dots(out[i], fp[t][fv[t]], (40, 230, 60))
+    return out
+
+
+def _plot_errors(path: Any, history: list[dict[str, Any]], trace: list[dict[str, Any]]) -> bool:
+    """errors_per_push.png (see RandomShootingAgent.episode_pictures); False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    by_step = {int(s["step"]): s for s in trace if "step" in s}
+    pushes = [h["push"] for h in history]
+    est = [100 * h["to_final_m"] if h.get("to_final_m") is not None else np.nan for h in history]
+    true_d, true_a = [], []
+    for h in history:
+        pe = by_step.get(int(h.get("step", -1)), {}).get("pose_error")
+        true_d.append(100 * pe[0] if pe else np.nan)
+        true_a.append(pe[1] if pe else np.nan)
+    has_true = np.isfinite(true_d).any()
+    fig, axes = plt.subplots(1, 2 if has_true else 1, figsize=(9 if has_true else 5, 3.4), squeeze=False)
+    ax = axes[0, 0]
+    if has_true:
+        ax.plot(pushes, true_d, "o-", label="true position error (world)")
+        ax.axhline(2.0, color="grey", ls="--", lw=1, label="2 cm")
+    ax.plot(pushes, est, "s--", ms=3, label="particles to flow's last step (estimate)")
+    ax.set_xlabel("push")
+    ax.set_ylabel("cm")
+    ax.set_title("position")
+    ax.legend(fontsize=7)
+    if has_true:
+        ax = axes[0, 1]
+        ax.plot(pushes, true_a, "o-", color="tab:red", label="true yaw error (world)")
+        ax.axhline(15.0, color="grey", ls="--", lw=1, label="15°")
+        ax.set_xlabel("push")
+        ax.set_ylabel("degrees")
+        ax.set_title("angle")
+        ax.legend(fontsize=7)
+    fig.suptitle("before each push (replan)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
 
 
 # --------------------------------------------------------------------------- the solver

@@ -132,11 +132,11 @@ class PushTOptions(BaseModel):
 
     width: int = Field(default=320, ge=8, le=4096, description="main camera image width, pixels")
     height: int = Field(default=240, ge=8, le=4096, description="main camera image height, pixels")
-    fov_deg: float = Field(default=60.0, gt=1.0, lt=170.0, description="main camera horizontal field of view, degrees")
-    camera_eye: list[float] = Field(default=[0.0, -0.35, 0.60],
+    fov_deg: float = Field(default=50.0, gt=1.0, lt=170.0, description="main camera horizontal field of view, degrees")
+    camera_eye: list[float] = Field(default=[0.0, -0.12, 0.76],
                                     description="main camera centre (x, y, z), metres, world frame (in front of "
                                                 "the board, which spans [-0.256, 0.256] in x and y)")
-    camera_target: list[float] = Field(default=[0.0, 0.01, 0.0],
+    camera_target: list[float] = Field(default=[0.0, 0.0, 0.0],
                                        description="point the main camera looks at (x, y, z), metres, world frame")
     view_width: int = Field(default=160, ge=8, le=2048, description="board camera image width, pixels")
     view_height: int = Field(default=120, ge=8, le=2048, description="board camera image height, pixels")
@@ -166,7 +166,7 @@ class PushTOptions(BaseModel):
                                                   "Observation.rgbd is None; render() still works)")
     board_seed: int = Field(default=1, description="seed of the board texture")
     t_seed: int = Field(default=2, description="seed of the T's texture")
-    t_texture_scale: float = Field(default=0.05, gt=0.005, le=1.0,
+    t_texture_scale: float = Field(default=0.03, gt=0.005, le=1.0,
                                    description="length scale of the T's texture, metres (smaller: finer)")
 
     @field_validator("camera_eye", "camera_target")
@@ -180,15 +180,33 @@ class PushTOptions(BaseModel):
 # --------------------------------------------------------------------------- ray casting
 
 
-def _plaid(u: np.ndarray, v: np.ndarray, seed: int, scale: float) -> np.ndarray:
-    """The T's texture (float RGB 0-255) at surface coordinates (u, v) metres: the conformance scenes' smooth
-    texture plus a copy of another one turned by 90 degrees. One such texture alone is striped (a dominant
-    direction: Lucas-Kanade slides along the stripes); the sum has gradients in every direction."""
-    from d2f_conformance.scenes import texture
+_BLOBS: dict[tuple[int, float], np.ndarray] = {}
 
-    a = texture(u, v, seed, scale).astype(np.float64)
-    b = texture(-v, u, seed + 101, scale).astype(np.float64)
-    return np.clip(a + b - 127.5, 0.0, 255.0)
+
+def _plaid(u: np.ndarray, v: np.ndarray, seed: int, scale: float) -> np.ndarray:
+    """The T's texture (float RGB 0-255) at surface coordinates (u, v) metres: isotropic colour blobs about
+    ``scale`` / 2 across (random noise on a periodic grid of ``scale`` / 8 cells, Gaussian-smoothed, sampled
+    bilinearly). Blobs have gradients in every direction and look alike turned by any angle, so Lucas-Kanade
+    neither slides along stripes nor loses them when the T turns."""
+    key = (int(seed), float(scale))
+    if key not in _BLOBS:
+        from scipy.ndimage import gaussian_filter
+
+        n = 128
+        rng = np.random.default_rng(seed)
+        g = np.stack([gaussian_filter(rng.standard_normal((n, n)), 1.6, mode="wrap") for _ in range(3)], -1)
+        g = g / g.std()
+        _BLOBS[key] = np.clip(127.5 + 70.0 * g, 0.0, 255.0)
+    g = _BLOBS[key]
+    n = g.shape[0]
+    cell = scale / 8.0
+    x, y = np.asarray(u, dtype=np.float64) / cell, np.asarray(v, dtype=np.float64) / cell
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    i0, j0 = x0.astype(np.int64) % n, y0.astype(np.int64) % n
+    i1, j1 = (i0 + 1) % n, (j0 + 1) % n
+    return ((1 - fx) * (1 - fy) * g[i0, j0] + fx * (1 - fy) * g[i1, j0] + (1 - fx) * fy * g[i0, j1]
+            + fx * fy * g[i1, j1])
 
 
 class _Caster:
