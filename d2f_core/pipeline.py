@@ -556,7 +556,14 @@ def _video(run: Run) -> Video:
     else:
         model = run.component("video")
         prompt = run.config.flow.prompt_template.format(task=run.task.instruction)
-        video = model.generate(obs.rgbd.rgb, prompt, num_frames=run.config.flow.num_frames, seed=run.seed)
+        extra = {}
+        world = run.component("world") if run.config.world is not None else None
+        if world is not None and "goal_image" in getattr(world, "capabilities", ()) and \
+                "end_frame_conditioning" in getattr(model, "capabilities", ()):
+            # a world that shows the task done (Push-T's T at its goal) conditions the video's last frame
+            extra["last_image"] = world.goal_image()
+        video = model.generate(obs.rgbd.rgb, prompt, num_frames=run.config.flow.num_frames, seed=run.seed,
+                               **extra)
         if not isinstance(video, Video):
             raise DataError(f"video plugin returned {type(video).__name__}, expected d2f_core.Video")
     run.video_framing = None

@@ -60,7 +60,9 @@ CAPABILITIES: dict[str, dict[str, str]] = {
               "pushes": "push(action): executes one whole planar push (contact_x, contact_y, push_dx, push_dy) "
                         "metres with its own steps (`d2f train` collects one push per transition)",
               "multiview": "observation.state['views']: calibrated RGB-D views around the scene (rendered on "
-                           "first access)"},
+                           "first access)",
+              "goal_image": "goal_image(): the camera's image of the task done (the end frame of a first-last-"
+                            "frame video model)"},
     "solver": {"needs_dynamics": "uses Problem.dynamics", "needs_world": "uses Problem.world",
                "needs_grasp": "uses Problem.grasp", "needs_estimator": "uses Problem.estimator",
                "needs_reward": "uses Problem.reward", "trains": "train(env, out_dir, ...): learns by acting "

@@ -347,3 +347,47 @@ def test_missing_gym_pusht_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "gym_pusht", None)
     with pytest.raises(ImportError, match=r"dream2flow\[pusht\].*gym-pusht==0\.1\.8.*pymunk>=6\.6,<7.*pygame<2\.7"):
         PushTWorld._make_env()
+
+
+def test_goal_image_shows_the_t_at_the_goal_and_conditions_end_frame_video_models(tmp_path):
+    """goal_image(): the oracle's last frame (T at the goal, pusher hidden), world state unchanged; the video
+    stage hands it to a model that declares end_frame_conditioning as last_image."""
+    world = PushTWorld(PushTOptions(initial_state=4))
+    world.reset(0)
+    before = world.get_state()
+    img = world.goal_image()
+    assert np.array_equal(img, world.oracle_rollout(49).frames[-1])
+    assert world.get_state()["block_pose"] == before["block_pose"]
+    first = world.render().rgb
+    assert np.abs(img.astype(int) - first.astype(int)).mean() > 1.0  # the T is elsewhere than at the start
+
+    from d2f_core import Manifest, Video
+    from d2f_core.config import load_config
+    from d2f_core.pipeline import Run
+    from d2f_core.registry import get_registry
+
+    seen = {}
+
+    class EndFrameVideo:
+        name, kind = "end-frame-probe", "video"
+        capabilities = frozenset({"end_frame_conditioning", "deterministic"})
+
+        def __init__(self, options=None):
+            pass
+
+        def generate(self, image, prompt, *, last_image=None, num_frames=49, seed=None):
+            seen["last_image"] = last_image
+            frames = np.repeat(image[None], num_frames, axis=0)
+            return Video(frames=frames, fps=10.0)
+
+    reg = get_registry().discover()
+    reg.add(Manifest.of(EndFrameVideo))
+    cfg = load_config("pusht", ["video.plugin=end-frame-probe", "solver=null", "dynamics=null", "estimator=null"])
+    run = Run(config=cfg, out_dir=tmp_path / "run", registry=reg, seed=40)
+    from d2f_core.pipeline import STAGES
+
+    run.execute([s for s in STAGES if s.name in ("observe", "video")])
+    assert seen["last_image"] is not None
+    ref = PushTWorld(PushTOptions(initial_state=4))
+    ref.reset(0)
+    assert np.array_equal(seen["last_image"], ref.goal_image())

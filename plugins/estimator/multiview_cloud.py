@@ -5,7 +5,8 @@ Each ``estimate(observation)``:
 
 1. **Point cloud**: every view in ``observation.state["views"]`` (a sequence of
    :class:`~d2f_core.RGBD`, each with its camera's intrinsics and camera-to-world pose; the
-   ``pusht`` world renders 4 around the board) is back-projected to world points (metres).
+   ``pusht`` world renders 4 around the board), or ``observation.rgbd`` alone when the world gives no
+   views, is back-projected to world points (metres).
 2. **Crop** to the workspace: inside ``crop_min``..``crop_max`` (world frame, metres; the
    default keeps the board's square and drops its surface: z > 5 mm) and, **robot self-filter**,
    away from the end-effector: points within ``robot_radius`` (xy) of ``observation.state["ee_pos"]``
@@ -20,7 +21,8 @@ Each ``estimate(observation)``:
    ``motion: rigid3d``), and the two alternate until the mean match distance stops improving.
    When the result still misfits (mean match distance > ``refit_threshold``), ICP restarts from
    ``restarts`` rotations about the cloud's centroid and the best fit is kept (a fast push between
-   two estimates). The particles are the previous ones moved by that motion, so they keep the
+   two estimates); the fit is then refined the same way on up to ``refine_points`` points of the
+   cloud before voxels (the voxel cloud is coarse; registration need not be). The particles are the previous ones moved by that motion, so they keep the
    flow's order and their rigid layout.
 5. **Visible**: particles whose nearest cloud point after the alignment is within ``voxel``;
    every particle once the cloud is empty (then the particles stay where they were, visible
@@ -61,6 +63,9 @@ class MultiviewCloudOptions(BaseModel):
                                    description="mean match distance (metres) above which ICP restarts from other "
                                                "rotations")
     restarts: int = Field(default=12, ge=0, le=360, description="rotations tried when the first fit misfits")
+    refine_points: int = Field(default=4000, ge=0, le=1_000_000,
+                               description="the alignment is refined on up to this many points of the cloud "
+                                           "before voxels (0: the voxel cloud only)")
     seed: int = Field(default=0, description="seed of the per-voxel point choice")
 
 
@@ -130,12 +135,19 @@ class MultiviewCloudEstimator:
 
     def cloud(self, observation: Observation) -> np.ndarray:
         """The cropped, robot-filtered, voxelised cloud (K x 3, metres, world frame) of ``observation``."""
+        return self._clouds(observation)[0]
+
+    def _clouds(self, observation: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """(voxelised cloud K x 3, the cropped robot-filtered cloud before voxels M x 3)."""
         o = self.options
         views = observation.state.get("views") if hasattr(observation.state, "get") else None
+        if views is None and observation.rgbd is not None:
+            views = (observation.rgbd,)  # one calibrated camera is a view too
         if views is None:
             raise ValueError("observation.state['views']: multiview-cloud builds its point cloud from the world's "
-                             "calibrated RGB-D views, but this world's observations have none; use a world with "
-                             "capability 'multiview' (e.g. `world: {plugin: pusht}`) or another estimator")
+                             "calibrated RGB-D views (or observation.rgbd), but this observation has neither; use a "
+                             "world with capability 'multiview' (e.g. `world: {plugin: pusht}`) or one that renders "
+                             "its camera every step")
         pts = [np.asarray(v.point_cloud()[0], dtype=np.float64) for v in views]
         P = np.concatenate(pts) if pts else np.zeros((0, 3))
         lo, hi = np.asarray(o.crop_min, dtype=np.float64), np.asarray(o.crop_max, dtype=np.float64)
@@ -146,9 +158,12 @@ class MultiviewCloudEstimator:
             near = np.hypot(P[:, 0] - e[0], P[:, 1] - e[1]) <= o.robot_radius
             keep &= ~(near & (P[:, 2] >= e[2] - o.robot_margin))
         rng = np.random.default_rng([int(o.seed), self._steps])
-        return voxel_sample(P[keep], o.voxel, rng)
+        full = P[keep]
+        return voxel_sample(full, o.voxel, rng), full
 
     def reset(self, observation: Observation, flow: ObjectFlow) -> None:
+        if not isinstance(observation, Observation):
+            raise ValueError(f"observation: expected a d2f_core.Observation, got {type(observation).__name__}")
         if not isinstance(flow, ObjectFlow):
             raise ValueError(f"flow: expected a d2f_core.ObjectFlow, got {type(flow).__name__}")
         self._P = np.array(flow.points[0], dtype=np.float64)
@@ -163,7 +178,9 @@ class MultiviewCloudEstimator:
             raise RuntimeError("multiview-cloud: call reset(observation, flow) before estimate(observation)")
         o = self.options
         planar = o.motion == "planar"
-        C = self.cloud(observation)
+        if not isinstance(observation, Observation):
+            raise ValueError(f"observation: expected a d2f_core.Observation, got {type(observation).__name__}")
+        C, full = self._clouds(observation)
         self._steps += 1
         known = self._known
         if len(C) < 3 or not known.any():
@@ -186,6 +203,12 @@ class MultiviewCloudEstimator:
                 used += 1
                 if e2 < err:
                     R, t, err = R2, t2, e2
+        if len(full) > len(C):
+            # refine on the cloud before voxels (one random point per 1.5 cm voxel is ~7 mm of noise per match;
+            # the particles' model is the voxel cloud, their registration need not be)
+            pick = full if len(full) <= o.refine_points else full[np.random.default_rng(
+                [int(o.seed), self._steps, 1]).choice(len(full), o.refine_points, replace=False)]
+            R, t, _ = icp(src, cKDTree(pick), pick, planar=planar, iterations=o.iterations, R0=R, t0=t)
         moved = src @ R.T + t
         d, _ = tree.query(moved)
         self._P[known] = moved

@@ -383,6 +383,7 @@ class PushTWorld:
 
     name, kind, Options = "pusht", "world", PushTOptions
     capabilities = frozenset({"segmentation", "deterministic", "object_pose", "oracle", "pushes", "multiview",
+                              "goal_image",
                               "shaped_reward"})
     extra, requires, install = "pusht", PUSHT_REQUIRES, PUSHT_INSTALL
     description = ("Push-T: gym-pusht's pymunk physics (bit-identical) with a 3D point-mass pusher; ray-cast RGB-D "
@@ -750,6 +751,11 @@ class PushTWorld:
                                robot_hidden=bool(hide_robot), state_key=key, num_frames=int(num_frames))
         self._oracle_cache = (self._oracle_cache + [r])[-4:]
         return r
+
+    def goal_image(self) -> np.ndarray:
+        """The main camera's RGB (uint8 H x W x 3) with the T at the goal pose and the pusher hidden: the end
+        frame for a first-last-frame video model (Wan2.1 FLF2V, as the paper). The world's state is unchanged."""
+        return self.oracle_rollout(2).frames[-1].copy()
 
     def find_oracle_rollout(self, frames: np.ndarray) -> PushTOracleRollout | None:
         """A cached rollout whose frames are ``frames`` (T x H x W x 3), or None."""
