@@ -109,7 +109,7 @@ def speed(repeats: int = 5) -> list[dict]:
     reg = get_registry().discover()
     cfg = load_config(ROOT / "configs" / "pusht.yaml")
     rng = np.random.default_rng(0)
-    top = ps.t_surface_points(0.0075, sides=False)[0]
+    top = ps.t_surface_points(0.005, sides=False)[0]
     P = ps.to_world(top, (0.05, -0.03, 0.7)).astype(np.float32)        # ~250 top-face particles
     goal = ps.to_world(top, (0.06, -0.02, 0.75))
     rows = []
