@@ -364,7 +364,7 @@ def test_goal_image_shows_the_t_at_the_goal_and_conditions_end_frame_video_model
     from d2f_core import Manifest, Video
     from d2f_core.config import load_config
     from d2f_core.pipeline import Run
-    from d2f_core.registry import get_registry
+    from d2f_core.registry import Registry
 
     seen = {}
 
@@ -380,7 +380,7 @@ def test_goal_image_shows_the_t_at_the_goal_and_conditions_end_frame_video_model
             frames = np.repeat(image[None], num_frames, axis=0)
             return Video(frames=frames, fps=10.0)
 
-    reg = get_registry().discover()
+    reg = Registry().discover()  # a registry of its own: the probe must not leak into other tests' registry
     reg.add(Manifest.of(EndFrameVideo))
     cfg = load_config("pusht", ["video.plugin=end-frame-probe", "solver=null", "dynamics=null", "estimator=null"])
     run = Run(config=cfg, out_dir=tmp_path / "run", registry=reg, seed=40)
