@@ -140,8 +140,13 @@ class FlowEnv(gym.Env):
                              f"got {a.shape}")
         if not np.all(np.isfinite(a)):
             raise ValueError("action: contains NaN or inf")
-        self.observation = obs = self.world.step(a)
+        self.observation = self.world.step(a)
         self.t += 1
+        return self._after_world_moved()
+
+    def _after_world_moved(self):
+        """Estimate, reward, info and the episode's end for :attr:`observation`: what step and push return."""
+        obs = self.observation
         if self.estimator is not None:
             self.particles, self.visible = self.estimator.estimate(obs)
         reward, rinfo = 0.0, None
@@ -169,18 +174,9 @@ class FlowEnv(gym.Env):
             raise ValueError(f"action: a push is 4 finite numbers (contact_x, contact_y, push_dx, push_dy) metres, "
                              f"got shape {a.shape}")
         t_before = int(getattr(self.world, "t", self.t))
-        self.observation = obs = push(a)
+        self.observation = push(a)
         self.t += max(1, int(getattr(self.world, "t", t_before + 1)) - t_before)
-        if self.estimator is not None:
-            self.particles, self.visible = self.estimator.estimate(obs)
-        reward, rinfo = 0.0, None
-        if self.reward_fn is not None:
-            reward, rinfo = self.reward_fn(obs, self.particles, visible=self.visible)
-            reward = float(reward)
-        info = self._info(rinfo)
-        terminated = bool(self.stop_on_success and info["success"])
-        truncated = bool(self.t >= self.horizon and not terminated)
-        return self._vector(obs), reward, terminated, truncated, info
+        return self._after_world_moved()
 
     def render(self):
         if self.render_mode is None:
